@@ -1,0 +1,28 @@
+"""turnout: route each request to one of several coordinator engines, safely."""
+
+from turnout.config import TurnoutConfig
+from turnout.context import RoutingContext, current_context, current_decision
+from turnout.decision import Decision, Reason
+from turnout.decorators import BoundEngine, experiment
+from turnout.errors import ConfigError, TurnoutError
+from turnout.router import Turnout
+from turnout.types import Intent
+from turnout.workflow import Workflow
+
+__all__ = [
+    "BoundEngine",
+    "ConfigError",
+    "Decision",
+    "Intent",
+    "Reason",
+    "RoutingContext",
+    "Turnout",
+    "TurnoutConfig",
+    "TurnoutError",
+    "Workflow",
+    "current_context",
+    "current_decision",
+    "experiment",
+]
+
+__version__ = "0.1.0"

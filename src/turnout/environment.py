@@ -1,0 +1,123 @@
+"""Configuration from environment variables: the seed's switches and `TURNOUT_*` settings.
+
+The seed's hand-written feature flags used `COORDINATOR_ENGINE`, `ENABLE_ML_INTENT`,
+`ENABLE_CONTEXT_AWARE`, `AB_TESTING_ENABLED` and `AB_TRAFFIC_SPLIT`; they keep working
+unchanged and override whatever a config file says. See docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from turnout.errors import ConfigError, ConfigIssue
+
+SEED_ENGINES = ("legacy", "workflow", "langgraph")
+DEFAULT_AB_SPLIT = 0.1
+_SECTIONS = ("routing", "intent", "telemetry", "events", "http")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def apply_environment(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Return a copy of raw config `data` with the environment's settings applied on top."""
+    result: dict[str, Any] = copy.deepcopy(dict(data))
+    issues: list[ConfigIssue] = []
+    _apply_settings(result, env, issues)
+    _apply_seed_switches(result, env, issues)
+    if issues:
+        raise ConfigError(issues, source="environment")
+    return result
+
+
+def _apply_settings(data: dict[str, Any], env: Mapping[str, str], issues: list[ConfigIssue]) -> None:
+    """`TURNOUT_TELEMETRY__SNAPSHOT_INTERVAL_S=5` sets `telemetry.snapshot_interval_s`."""
+    for name in sorted(env):
+        if not name.startswith("TURNOUT_") or "__" not in name:
+            continue
+        parts = [part.lower() for part in name[len("TURNOUT_"):].split("__")]
+        if parts[0] not in _SECTIONS or not all(parts):
+            issues.append(ConfigIssue(f"env.{name}", env[name], f"unknown setting; sections: {', '.join(_SECTIONS)}"))
+            continue
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                issues.append(ConfigIssue(f"env.{name}", env[name], f"{part} is not a table"))
+                break
+            node = child
+        else:
+            node[parts[-1]] = _parse_value(env[name])
+
+
+def _apply_seed_switches(data: dict[str, Any], env: Mapping[str, str], issues: list[ConfigIssue]) -> None:
+    ml_intent = _flag(env, "ENABLE_ML_INTENT", issues)
+    context_aware = _flag(env, "ENABLE_CONTEXT_AWARE", issues)
+    ab_testing = _flag(env, "AB_TESTING_ENABLED", issues)
+    if ml_intent is not None:
+        data.setdefault("intent", {})["enabled"] = ml_intent
+    if context_aware is not None:
+        data.setdefault("routing", {})["attribute_rules"] = context_aware
+    if ab_testing is False:
+        data.setdefault("routing", {})["split_rules"] = False
+
+    engine = env.get("COORDINATOR_ENGINE", "").strip() or None
+    default = env.get("TURNOUT_DEFAULT_ENGINE", "").strip() or None
+    share = _split(env, issues) if ab_testing else None
+    if engine is None and default is None and share is None:
+        return
+    key = env.get("TURNOUT_FLAG", "").strip() or "coordinator"
+    flags = data.setdefault("flags", {})
+    flag = flags.setdefault(key, {"variants": list(SEED_ENGINES), "default": "legacy"})
+    variants = flag.setdefault("variants", list(SEED_ENGINES))
+    for name, value in (("COORDINATOR_ENGINE", engine), ("TURNOUT_DEFAULT_ENGINE", default)):
+        if value is not None and value not in variants:
+            issues.append(ConfigIssue(f"env.{name}", value, f"not a variant of flag {key!r}: {', '.join(variants)}"))
+            return
+    baseline = default or flag.get("default") or "legacy"
+    if not ab_testing:
+        flag["default"] = engine or baseline
+        return
+    flag["default"] = baseline
+    treatment = engine or baseline
+    percent = round((share if share is not None else DEFAULT_AB_SPLIT) * 100, 6)
+    split = {baseline: 100.0} if treatment == baseline else {baseline: 100 - percent, treatment: percent}
+    rules = [rule for rule in flag.get("rules", []) if "split" not in rule]
+    rules.append({"name": "ab-test", "experiment": f"{key}-ab", "split": split})
+    flag["rules"] = rules
+
+
+def _flag(env: Mapping[str, str], name: str, issues: list[ConfigIssue]) -> bool | None:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    issues.append(ConfigIssue(f"env.{name}", raw, "expected true/false (1/0, yes/no, on/off)"))
+    return None
+
+
+def _split(env: Mapping[str, str], issues: list[ConfigIssue]) -> float | None:
+    raw = env.get("AB_TRAFFIC_SPLIT")
+    if raw is None or not raw.strip():
+        return None
+    try:
+        share = float(raw.strip().rstrip("%")) / (100 if raw.strip().endswith("%") else 1)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        issues.append(ConfigIssue("env.AB_TRAFFIC_SPLIT", raw, "expected a fraction between 0 and 1, e.g. 0.1"))
+        return None
+    return share
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw

@@ -1,0 +1,89 @@
+"""Exceptions raised by turnout. Evaluation never raises these into a request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class TurnoutError(Exception):
+    """Base class for every error turnout raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem in a configuration: where it is, what was there, what is wrong."""
+
+    path: str
+    value: Any
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message} (got {_short_repr(self.value)})"
+
+
+class ConfigError(TurnoutError, ValueError):
+    """A configuration did not validate; `issues` lists every problem found."""
+
+    def __init__(self, issues: Sequence[ConfigIssue], *, source: str | None = None) -> None:
+        self.issues = tuple(issues)
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = "\n".join(f"  - {issue}" for issue in self.issues)
+        count = len(self.issues)
+        super().__init__(f"{count} configuration error{'s' if count != 1 else ''}{where}:\n{lines}")
+
+
+class ConditionError(TurnoutError, ValueError):
+    """A targeting condition cannot be compiled (unknown operator, bad operand)."""
+
+    def __init__(self, path: str, value: Any, message: str) -> None:
+        self.path = path
+        self.value = value
+        self.message = message
+        super().__init__(f"{path}: {message} (got {_short_repr(value)})")
+
+
+class MissingExtraError(TurnoutError, ImportError):
+    """An optional dependency is needed; names the extra that installs it."""
+
+    def __init__(self, extra: str, module: str, feature: str) -> None:
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the optional dependency {module!r}: "
+            f'pip install "turnout[{extra}]"'
+        )
+
+
+class EngineError(TurnoutError):
+    """An engine could not serve a call."""
+
+    def __init__(self, engine: str, message: str) -> None:
+        self.engine = engine
+        super().__init__(f"engine {engine!r}: {message}")
+
+
+class EngineNotFoundError(EngineError):
+    """A decision named an engine that is not registered."""
+
+
+class EngineTimeoutError(EngineError, TimeoutError):
+    """An engine call ran past its `timeout_ms`."""
+
+
+class CircuitOpenError(EngineError):
+    """The engine's circuit breaker is open after repeated failures."""
+
+
+class WorkflowStepError(EngineError):
+    """A step of a `Workflow` raised; `step` names it, the cause is chained."""
+
+    def __init__(self, engine: str, step: str, cause: BaseException) -> None:
+        self.step = step
+        super().__init__(engine, f"step {step!r} failed: {type(cause).__name__}: {cause}")
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

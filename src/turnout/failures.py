@@ -1,0 +1,47 @@
+"""Fail-open bookkeeping: a failure is logged once per kind, counted always, never raised."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import structlog
+
+_log = structlog.get_logger("turnout")
+_MAX_KINDS = 1024
+
+
+class Failures:
+    """Counts failures by (component, error type) and logs the first of each kind."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+
+    def record(self, component: str, error: BaseException, **details: object) -> None:
+        """Count `error` under `component`; log it if this kind was not seen before."""
+        key = (component, type(error).__name__)
+        with self._lock:
+            first = key not in self._counts
+            if first and len(self._counts) >= _MAX_KINDS:
+                key = (component, "other")
+                first = key not in self._counts
+            self._counts[key] += 1
+        if first:
+            _log.warning(
+                "turnout.failure", component=component, error=repr(error)[:500],
+                note="logged once per kind; later ones are only counted", **details,
+            )
+
+    def count(self, component: str | None = None) -> int:
+        """How many failures were recorded (for one component, or in all)."""
+        with self._lock:
+            return sum(n for (c, _), n in self._counts.items() if component is None or c == component)
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """Counts as {component: {error type: count}}."""
+        result: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for (component, kind), n in self._counts.items():
+                result.setdefault(component, {})[kind] = n
+        return result

@@ -1,0 +1,176 @@
+"""Flags compiled once from config; evaluation reads only precomputed structures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from turnout.conditions import CompiledCondition, compile_condition
+from turnout.config import FlagConfig, RuleConfig, TurnoutConfig
+from turnout.context import RoutingContext
+from turnout.decision import Decision, Reason
+from turnout.hashing import Splitter, weights_at_step
+
+INTENT_ATTRIBUTES = frozenset({"intent", "intent_confidence"})
+
+IntentAttributes = Callable[[RoutingContext], Mapping[str, Any]]
+"""Returns the context's attributes merged with its (lazily classified) intent."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Rollout:
+    start: float
+    every: float
+    splitters: tuple[Splitter, ...]
+
+    def splitter(self, now: float) -> Splitter | None:
+        if now < self.start:
+            return None
+        step = int((now - self.start) // self.every)
+        return self.splitters[min(step, len(self.splitters) - 1)]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A rule ready to evaluate: condition, and a fixed decision or a splitter."""
+
+    name: str
+    experiment: str | None
+    condition: CompiledCondition | None
+    needs_intent: bool
+    decision: Decision | None
+    splitter: Splitter | None
+    rollout: _Rollout | None
+    config: RuleConfig
+
+    def current_splitter(self, now: float) -> Splitter | None:
+        """The split in force at `now` (a rollout moves through its steps)."""
+        return self.rollout.splitter(now) if self.rollout is not None else self.splitter
+
+
+class CompiledFlag:
+    """A flag with its rules compiled; `evaluate` never parses and allocates little."""
+
+    __slots__ = (
+        "_default", "_disabled", "_error", "_forced", "allow_overrides", "config", "engines",
+        "enabled", "hash_by", "key", "overrides", "rules",
+    )
+
+    def __init__(
+        self, key: str, config: FlagConfig, rules: tuple[CompiledRule, ...],
+    ) -> None:
+        self.key = key
+        self.config = config
+        self.enabled = config.enabled
+        self.hash_by = config.hash_by
+        self.allow_overrides = config.allow_overrides
+        self.overrides = dict(config.overrides)
+        self.rules = rules
+        self.engines: dict[str, str | None] = {
+            v: (v if config.kind == "engine" else None) for v in config.variants
+        }
+        self._default = self._fixed(config.default, Reason.DEFAULT)
+        self._disabled = self._fixed(config.default, Reason.DISABLED)
+        self._error = self._fixed(config.default, Reason.ERROR)
+        self._forced = {v: self._fixed(v, Reason.OVERRIDE) for v in config.variants}
+
+    def _fixed(self, variant: str, reason: Reason, rule: str | None = None) -> Decision:
+        return Decision(self.key, variant, self.engines[variant], reason, rule)
+
+    @property
+    def default(self) -> Decision:
+        """The decision served when no rule matches."""
+        return self._default
+
+    def error(self, message: str) -> Decision:
+        """The default, with reason ERROR and what went wrong."""
+        return Decision(self._error.flag, self._error.variant, self._error.engine, Reason.ERROR, error=message)
+
+    def evaluate(self, context: RoutingContext, now: float, intent: IntentAttributes) -> Decision:
+        """Walk kill switch, overrides, then rules in order; first match wins."""
+        if not self.enabled:
+            return self._disabled
+        if self.overrides:
+            forced = self.overrides.get(context.targeting_key)
+            if forced is not None:
+                return self._forced[forced]
+        if self.allow_overrides and context.overrides:
+            requested = context.overrides.get(self.key)
+            if requested in self._forced:
+                return self._forced[requested]
+        attributes = context.attributes
+        for rule in self.rules:
+            if rule.condition is not None and not rule.condition(
+                intent(context) if rule.needs_intent else attributes
+            ):
+                continue
+            matched = context.intent.label if rule.needs_intent and context.intent else None
+            if rule.decision is not None:
+                if matched is None:
+                    return rule.decision
+                return Decision(self.key, rule.decision.variant, rule.decision.engine,
+                                Reason.TARGETING_MATCH, rule.name, rule.experiment, intent=matched)
+            splitter = rule.current_splitter(now)
+            if splitter is None:
+                continue
+            variant, bucket = splitter.assign(context.value(self.hash_by))
+            return Decision(self.key, variant, self.engines[variant], Reason.SPLIT, rule.name,
+                            rule.experiment, bucket, matched)
+        return self._default
+
+
+def compile_flags(
+    config: TurnoutConfig, *, rollout_starts: dict[tuple[str, str], float], now: float,
+) -> dict[str, CompiledFlag]:
+    """Compile every flag; rules switched off by the routing/intent switches are left out.
+
+    `rollout_starts` remembers when a rollout without an explicit `start` was first seen,
+    so a reload does not restart its ramp.
+    """
+    flags: dict[str, CompiledFlag] = {}
+    for key, flag in config.flags.items():
+        rules: list[CompiledRule] = []
+        for index, rule in enumerate(flag.rules):
+            compiled = _compile_rule(key, index, rule, flag, rollout_starts, now)
+            if _switched_on(compiled, config):
+                rules.append(compiled)
+        flags[key] = CompiledFlag(key, flag, tuple(rules))
+    return flags
+
+
+def _switched_on(rule: CompiledRule, config: TurnoutConfig) -> bool:
+    if not rule.config.enabled:
+        return False
+    if rule.needs_intent and not config.intent.enabled:
+        return False
+    uses_attributes = rule.condition is not None and bool(rule.condition.attributes - INTENT_ATTRIBUTES)
+    if uses_attributes and not config.routing.attribute_rules:
+        return False
+    return rule.decision is not None or config.routing.split_rules
+
+
+def _compile_rule(
+    key: str, index: int, rule: RuleConfig, flag: FlagConfig,
+    rollout_starts: dict[tuple[str, str], float], now: float,
+) -> CompiledRule:
+    name = rule.name or f"rule-{index}"
+    condition = compile_condition(rule.when, path=f"flags.{key}.rules[{index}].when") if rule.when else None
+    needs_intent = condition is not None and bool(condition.attributes & INTENT_ATTRIBUTES)
+    engine = rule.serve if flag.kind == "engine" else None
+    decision = (
+        Decision(key, rule.serve, engine, Reason.TARGETING_MATCH, name, rule.experiment)
+        if rule.serve is not None else None
+    )
+    seed = rule.seed or rule.experiment or f"{key}:{name}"
+    splitter = rollout = None
+    if rule.split is not None:
+        splitter = Splitter(rule.split, seed=seed, algorithm=flag.hash)
+        if rule.rollout is not None:
+            start = rule.rollout.start.timestamp() if rule.rollout.start else rollout_starts.setdefault((key, name), now)
+            steps = tuple(
+                Splitter(weights_at_step(rule.split, flag.default, share), seed=seed, algorithm=flag.hash)
+                for share in rule.rollout.steps
+            )
+            rollout = _Rollout(start, rule.rollout.every, steps)
+    return CompiledRule(name, rule.experiment, condition, needs_intent, decision, splitter, rollout, rule)

@@ -1,0 +1,297 @@
+"""`Turnout`: holds the compiled config snapshot and engines; decides and runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import structlog
+
+from turnout.config import TurnoutConfig, load_file, validate_config
+from turnout.context import RoutingContext, _current, current_context
+from turnout.decision import Decision, Reason
+from turnout.engines import Engine, EngineSet, import_target
+from turnout.environment import apply_environment
+from turnout.errors import ConfigError, ConfigIssue, TurnoutError
+from turnout.failures import Failures
+from turnout.flags import CompiledFlag, compile_flags
+from turnout.types import Classifier, Clock, EngineCallable, Intent, NoOpClassifier
+
+if TYPE_CHECKING:
+    from turnout.engines import Engine as _Engine
+
+F = TypeVar("F", bound=EngineCallable)
+_log = structlog.get_logger("turnout")
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    config: TurnoutConfig
+    flags: dict[str, CompiledFlag]
+    engines: EngineSet
+    source: str | None
+
+
+class Turnout:
+    """The application object: decides which engine serves a request, and runs it."""
+
+    def __init__(
+        self,
+        config: TurnoutConfig | Mapping[str, Any] | None = None,
+        *,
+        clock: Clock = time.time,
+        classifier: Classifier | None = None,
+        path: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        watch: bool = False,
+        watch_interval_s: float = 2.0,
+    ) -> None:
+        self.failures = Failures()
+        self._clock = clock
+        self._classifier: Classifier = classifier or NoOpClassifier()
+        self._code_engines: dict[str, tuple[EngineCallable, str | None]] = {}
+        self._rollout_starts: dict[tuple[str, str], float] = {}
+        self._path = Path(path) if path is not None else None
+        self._env = env
+        self._watch = watch
+        self._watch_interval_s = watch_interval_s
+        self._watch_task: asyncio.Task[None] | None = None
+        self._mtime = self._path.stat().st_mtime if self._path is not None and self._path.exists() else None
+        self._snapshot = self._build(self._validate(config if config is not None else {}), str(path) if path else None)
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:
+        """Load a TOML or JSON file; the environment (`os.environ` by default) overrides it."""
+        return cls(load_file(path), path=path, env=env, **kwargs)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:
+        """Configure from the environment alone (`TURNOUT_CONFIG` may name a file to start from)."""
+        environ = os.environ if env is None else env
+        if environ.get("TURNOUT_CONFIG"):
+            return cls.from_file(environ["TURNOUT_CONFIG"], env=environ, **kwargs)
+        return cls({}, env=environ, **kwargs)
+
+    # -- configuration -------------------------------------------------------------------
+
+    @property
+    def config(self) -> TurnoutConfig:
+        """The configuration in force."""
+        return self._snapshot.config
+
+    def _validate(self, config: TurnoutConfig | Mapping[str, Any], source: str | None = None) -> TurnoutConfig:
+        if isinstance(config, TurnoutConfig):
+            return config
+        environ = os.environ if self._env is None else self._env
+        return validate_config(apply_environment(config, environ), source=source or (str(self._path) if self._path else None))
+
+    def _build(self, config: TurnoutConfig, source: str | None) -> _Snapshot:
+        flags = compile_flags(config, rollout_starts=self._rollout_starts, now=self._clock())
+        return _Snapshot(config, flags, self._engine_set(config), source)
+
+    def _engine_set(self, config: TurnoutConfig) -> EngineSet:
+        from turnout.config import EngineConfig
+
+        engines: dict[str, Engine] = {}
+        issues: list[ConfigIssue] = []
+        for name in {**config.engines, **self._code_engines}:
+            settings = config.engines.get(name, EngineConfig())
+            func, version = self._code_engines.get(name, (None, None))
+            try:
+                if func is None and settings.target:
+                    func = import_target(settings.target)
+                elif func is None and settings.plugin:
+                    from turnout.plugins import load_engine_plugin
+
+                    func = load_engine_plugin(settings.plugin, settings.options)
+            except TurnoutError as exc:
+                field = "target" if settings.target else "plugin"
+                issues.append(ConfigIssue(f"engines.{name}.{field}", getattr(settings, field), str(exc)))
+                continue
+            if func is not None:
+                version = version or settings.version or str(getattr(func, "version", "") or "0")
+                engines[name] = Engine(name, func, version=version, settings=settings, clock=self._clock)
+        if issues:
+            raise ConfigError(issues)
+        return EngineSet(engines, self.failures)
+
+    def reload(self, config: TurnoutConfig | Mapping[str, Any] | str | Path | None = None) -> TurnoutConfig:
+        """Swap in a new config atomically; if it does not validate, the old one stays and this raises."""
+        source: str | None
+        try:
+            if config is None and self._path is None:
+                raise TurnoutError("reload() needs a config: this Turnout was not loaded from a file")
+            if config is None or isinstance(config, str | Path):
+                path = Path(config) if config is not None else self._path
+                source = str(path)
+                data: TurnoutConfig | Mapping[str, Any] = load_file(path)  # type: ignore[arg-type]
+            else:
+                source, data = None, config
+            snapshot = self._build(self._validate(data, source), source)
+        except (ConfigError, TurnoutError) as exc:
+            _log.error("turnout.reload_failed", error=str(exc), note="the previous configuration stays in force")
+            raise
+        self._snapshot = snapshot
+        _log.info("turnout.reloaded", source=source, flags=sorted(snapshot.flags))
+        return snapshot.config
+
+    # -- engines -------------------------------------------------------------------------
+
+    def engine(self, name: str, *, version: str | None = None) -> Callable[[F], F]:
+        """Decorator: register the function as engine `name`."""
+
+        def register(func: F) -> F:
+            self.add_engine(name, func, version=version)
+            return func
+
+        return register
+
+    def add_engine(self, name: str, engine: EngineCallable, *, version: str | None = None) -> None:
+        """Register a sync or async callable as engine `name` (config settings for it apply)."""
+        if not callable(engine):
+            raise TypeError(f"engine {name!r} must be callable, got {type(engine).__name__}")
+        self._code_engines[name] = (engine, version)
+        snapshot = self._snapshot
+        self._snapshot = _Snapshot(snapshot.config, snapshot.flags, self._engine_set(snapshot.config), snapshot.source)
+
+    @property
+    def engines(self) -> Mapping[str, _Engine]:
+        """The engines available now, by name."""
+        return self._snapshot.engines.engines
+
+    # -- deciding and running ------------------------------------------------------------
+
+    def decide(self, flag: str, context: RoutingContext | None = None) -> Decision:
+        """Evaluate `flag` for `context` (the current request's by default). Never raises."""
+        ctx = context or current_context() or RoutingContext("")
+        compiled = self._snapshot.flags.get(flag)
+        if compiled is None:
+            self.failures.record("decide", KeyError(flag), flag=flag)
+            return Decision(flag, "", None, Reason.ERROR, error=f"unknown flag {flag!r}")
+        try:
+            decision = compiled.evaluate(ctx, self._clock(), self._intent_view)
+        except Exception as exc:
+            self.failures.record("decide", exc, flag=flag)
+            decision = compiled.error(f"{type(exc).__name__}: {exc}")
+        ctx.decisions[flag] = decision
+        return decision
+
+    async def run(self, flag: str, *args: Any, context: RoutingContext | None = None, **kwargs: Any) -> Any:
+        """Decide `flag` (or reuse this request's decision) and run the chosen engine."""
+        ctx = context or current_context() or RoutingContext("")
+        decision = ctx.decisions.get(flag) or self.decide(flag, ctx)
+        return await self.run_decision(decision, ctx, args, kwargs)
+
+    async def run_decision(self, decision: Decision, ctx: RoutingContext, args: tuple[Any, ...],
+                           kwargs: Mapping[str, Any]) -> Any:
+        """Run the engine a decision chose, with timeout, fallback and breaker."""
+        snapshot = self._snapshot
+        engine, decision = snapshot.engines.resolve(decision, self._default_of(decision))
+        token = _current.set(ctx) if _current.get() is not ctx else None
+        try:
+            result, final = await snapshot.engines.arun(engine, decision, args, kwargs)
+        finally:
+            if token is not None:
+                _current.reset(token)
+        ctx.decisions[decision.flag] = final
+        return result
+
+    def run_decision_sync(self, decision: Decision, ctx: RoutingContext, args: tuple[Any, ...],
+                          kwargs: Mapping[str, Any]) -> Any:
+        """`run_decision` for sync code and sync engines."""
+        snapshot = self._snapshot
+        engine, decision = snapshot.engines.resolve(decision, self._default_of(decision))
+        result, final = snapshot.engines.run(engine, decision, args, kwargs)
+        ctx.decisions[decision.flag] = final
+        return result
+
+    def _default_of(self, decision: Decision) -> Decision:
+        compiled = self._snapshot.flags.get(decision.flag)
+        return compiled.default if compiled is not None else decision
+
+    def _intent_view(self, ctx: RoutingContext) -> Mapping[str, Any]:
+        view = ctx.intent_view
+        if view is None:
+            if ctx.intent is None:
+                ctx.intent = self.classify(ctx.text)
+            view = ctx.intent_view = {
+                **ctx.attributes, "intent": ctx.intent.label, "intent_confidence": ctx.intent.confidence,
+            }
+        return view
+
+    def classify(self, text: str | None) -> Intent:
+        """The intent of `text`; any classifier failure gives `unknown` (counted, logged once)."""
+        settings = self._snapshot.config.intent
+        if not text or not text.strip():
+            return Intent(settings.unknown_label, 0.0)
+        try:
+            return self._classifier.predict(text[: settings.max_chars])
+        except Exception as exc:
+            self.failures.record("intent.classify", exc)
+            return Intent(settings.unknown_label, 0.0)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start background work (config watching) and warn about variants with no engine."""
+        snapshot = self._snapshot
+        for key, flag in snapshot.flags.items():
+            missing = [v for v, e in flag.engines.items() if e is not None and e not in snapshot.engines.engines]
+            if missing:
+                _log.warning("turnout.engines_missing", flag=key, variants=missing,
+                             note="requests for these variants are served by the default engine")
+        if self._watch and self._path is not None and self._watch_task is None:
+            self._watch_task = asyncio.create_task(self._watch_file(), name="turnout-watch")
+
+    async def stop(self) -> None:
+        """Stop background work."""
+        task, self._watch_task = self._watch_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object) -> AsyncIterator[dict[str, Any]]:
+        """Starlette/FastAPI `lifespan=`: start on startup, stop on shutdown."""
+        await self.start()
+        try:
+            yield {"turnout": self}
+        finally:
+            await self.stop()
+
+    async def _watch_file(self) -> None:
+        path = self._path
+        if path is None:
+            return
+        while True:
+            await asyncio.sleep(self._watch_interval_s)
+            try:
+                mtime = path.stat().st_mtime
+            except OSError as exc:
+                self.failures.record("config.watch", exc)
+                continue
+            if mtime != self._mtime:
+                self._mtime = mtime
+                with contextlib.suppress(ConfigError, TurnoutError):
+                    self.reload()
+
+    # -- faces ---------------------------------------------------------------------------
+
+    def experiment(self, flag: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """`@experiment(flag)` bound to this Turnout."""
+        from turnout.decorators import experiment
+
+        return experiment(flag, turnout=self, **options)
+
+    def choose(self, flag: str) -> Callable[..., Any]:
+        """A FastAPI dependency giving the chosen engine: `Depends(turnout.choose(flag))`."""
+        from turnout.fastapi import choose
+
+        return choose(self, flag)
