@@ -25,7 +25,9 @@ class ContextReader:
         self._user_header = _lower(config.user_header)
         self._session_header = _lower(config.session_header)
         self._override_header = _lower(config.override_header)
-        self._attribute_headers = {k.lower().encode("latin-1"): v for k, v in config.attribute_headers.items()}
+        self._attribute_headers = {
+            k.lower().encode("latin-1"): v for k, v in config.attribute_headers.items()
+        }
         self._cookie = config.user_cookie
         self._anonymous_cookie = config.anonymous_cookie
         self._query = config.user_query
@@ -34,7 +36,9 @@ class ContextReader:
             f"{name}=".encode() for name in (config.user_query, config.override_query) if name
         )
         self._max = config.max_key_length
-        self._cookie_suffix = f"; Path=/; Max-Age={int(config.anonymous_cookie_max_age)}; HttpOnly; SameSite=Lax"
+        self._cookie_suffix = (
+            f"; Path=/; Max-Age={int(config.anonymous_cookie_max_age)}; HttpOnly; SameSite=Lax"
+        )
 
     def read(self, scope: Scope, turnout: Turnout | None = None) -> tuple[RoutingContext, str | None]:
         """The context for this request, and the anonymous id to set as a cookie if one was made."""
@@ -68,8 +72,12 @@ class ContextReader:
                 key = new_cookie = uuid.uuid4().hex
         overrides = _overrides(override_header, query.get(self._override_query))
         context = RoutingContext(
-            key, attributes, session_id=self._clean(session) or (key if anonymous else None),
-            anonymous=anonymous, overrides=overrides, turnout=turnout,
+            key,
+            attributes,
+            session_id=self._clean(session) or (key if anonymous else None),
+            anonymous=anonymous,
+            overrides=overrides,
+            turnout=turnout,
         )
         return context, new_cookie
 
@@ -127,8 +135,14 @@ class TurnoutMiddleware:
             _current.reset(token)
 
     @staticmethod
-    def _wrap_send(send: Send, scope: Scope, context: RoutingContext, reader: ContextReader,
-                   new_cookie: str | None, variant_header: bytes | None) -> Send:
+    def _wrap_send(
+        send: Send,
+        scope: Scope,
+        context: RoutingContext,
+        reader: ContextReader,
+        new_cookie: str | None,
+        variant_header: bytes | None,
+    ) -> Send:
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))

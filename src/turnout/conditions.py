@@ -136,9 +136,7 @@ def _condition(spec: Any, path: str, names: set[str]) -> _Cond:
                 raise ConditionError(here, value, "$not takes a condition")
             preds.append(_negate(_condition(value, here, names)))
         elif key.startswith("$"):
-            raise ConditionError(
-                here, value, f"{key!r} is not a condition operator ($and $or $nor $not)"
-            )
+            raise ConditionError(here, value, f"{key!r} is not a condition operator ($and $or $nor $not)")
         else:
             names.add(key.split(".", 1)[0])
             preds.append(_attribute(key, value, here))
@@ -268,8 +266,7 @@ def _ordered(compare: Callable[[Any, Any], bool], bound: Any, path: str) -> _Pre
     if isinstance(bound, str):
         units, plain = _utf16(bound), bound.isascii()
         return lambda v: (
-            isinstance(v, str)
-            and (compare(v, bound) if plain and v.isascii() else compare(_utf16(v), units))
+            isinstance(v, str) and (compare(v, bound) if plain and v.isascii() else compare(_utf16(v), units))
         )
     if isinstance(bound, bool) or not isinstance(bound, int | float) or math.isnan(bound):
         raise ConditionError(path, bound, "comparisons take a number or a string")

@@ -7,6 +7,7 @@ checked afterwards by `validate_config`, so every error names its exact path.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import tomllib
@@ -283,11 +284,12 @@ def _check_split(rpath: str, rule: RuleConfig, flag: FlagConfig) -> Iterator[Con
         yield ConfigIssue(f"{rpath}.split", split, f"weights must sum to 100, they sum to {total:g}")
     if rule.rollout is not None:
         steps = rule.rollout.steps
-        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(steps)):
             yield ConfigIssue(f"{rpath}.rollout.steps", steps, "steps must increase")
         if flag.default not in split or len(split) < 2:
             yield ConfigIssue(
-                f"{rpath}.split", split,
+                f"{rpath}.split",
+                split,
                 f"a rollout ramps from the flag default {flag.default!r}: the split must include it "
                 "and at least one other variant",
             )
@@ -300,11 +302,12 @@ def _fallback_cycles(config: TurnoutConfig) -> Iterator[ConfigIssue]:
         current = config.engines[start].fallback
         while current is not None and current in config.engines:
             if current in seen:
-                cycle = seen[seen.index(current):] + [current]
+                cycle = seen[seen.index(current) :] + [current]
                 if current not in reported:
                     reported.update(cycle)
                     yield ConfigIssue(
-                        f"engines.{start}.fallback", config.engines[start].fallback,
+                        f"engines.{start}.fallback",
+                        config.engines[start].fallback,
                         "fallback cycle: " + " -> ".join(cycle),
                     )
                 break

@@ -56,7 +56,7 @@ class SyncBoundEngine(BoundEngine):
 
     __slots__ = ()
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.call_sync(*args, **kwargs)
 
 
@@ -78,11 +78,13 @@ def experiment(
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(func)
         if param not in signature.parameters:
-            raise TypeError(f"@experiment({flag!r}): {func.__qualname__} has no parameter {param!r} to receive the engine")
+            raise TypeError(
+                f"@experiment({flag!r}): {func.__qualname__} has no parameter {param!r} to receive the engine"
+            )
         takes_context = "context" in signature.parameters
         request_param = _request_parameter(func, signature)
         public = _public_signature(func, signature, param, request_param)
-        needs_bind = text is not None and not callable(text) or callable(text)
+        needs_bind = (text is not None and not callable(text)) or callable(text)
         is_async = inspect.iscoroutinefunction(func)
 
         def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[RoutingContext, Any]:
@@ -101,6 +103,7 @@ def experiment(
             return context, request
 
         if is_async:
+
             @functools.wraps(func)
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
                 context, _ = prepare(args, kwargs)
@@ -111,6 +114,7 @@ def experiment(
                     if token is not None:
                         _current.reset(token)
         else:
+
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 context, _ = prepare(args, kwargs)
@@ -127,7 +131,9 @@ def experiment(
     return decorate
 
 
-def resolve(turnout: Turnout | None, context: RoutingContext | None, request: Any) -> tuple[Turnout, RoutingContext]:
+def resolve(
+    turnout: Turnout | None, context: RoutingContext | None, request: Any
+) -> tuple[Turnout, RoutingContext]:
     """Find the Turnout and the routing context for a call: explicit, middleware, request, app."""
     scope = getattr(request, "scope", None)
     state = scope.get("state") if isinstance(scope, dict) else None
@@ -159,13 +165,15 @@ def _request_parameter(func: Callable[..., Any], signature: inspect.Signature) -
     return "request" if "request" in signature.parameters else None
 
 
-def _public_signature(func: Callable[..., Any], signature: inspect.Signature, param: str,
-                      request_param: str | None) -> inspect.Signature:
+def _public_signature(
+    func: Callable[..., Any], signature: inspect.Signature, param: str, request_param: str | None
+) -> inspect.Signature:
     """The signature frameworks see: without the injected engine, with a Request if needed."""
     hints = _hints(func)
     params = [
         p.replace(annotation=hints.get(name, p.annotation))
-        for name, p in signature.parameters.items() if name != param
+        for name, p in signature.parameters.items()
+        if name != param
     ]
     if request_param is None:
         try:
@@ -176,7 +184,9 @@ def _public_signature(func: Callable[..., Any], signature: inspect.Signature, pa
             extra = inspect.Parameter(_REQUEST_PARAM, inspect.Parameter.KEYWORD_ONLY, annotation=Request)
             var_kw = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
             params = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD] + [extra, *var_kw]
-    return signature.replace(parameters=params, return_annotation=hints.get("return", signature.return_annotation))
+    return signature.replace(
+        parameters=params, return_annotation=hints.get("return", signature.return_annotation)
+    )
 
 
 def _hints(func: Callable[..., Any]) -> dict[str, Any]:
@@ -193,7 +203,9 @@ def _positional(args: tuple[Any, ...], signature: inspect.Signature, name: str) 
     return None
 
 
-def _text_of(source: TextSource, signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+def _text_of(
+    source: TextSource, signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str | None:
     bound = signature.bind_partial(*args, **kwargs).arguments
     if callable(source):
         value = source(bound)

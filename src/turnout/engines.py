@@ -65,7 +65,9 @@ class Engine:
 
     __slots__ = ("breaker", "fallback", "func", "is_async", "name", "timeout_s", "version")
 
-    def __init__(self, name: str, func: EngineCallable, *, version: str, settings: EngineConfig, clock: Clock) -> None:
+    def __init__(
+        self, name: str, func: EngineCallable, *, version: str, settings: EngineConfig, clock: Clock
+    ) -> None:
         self.name = name
         self.func = func
         self.version = version
@@ -90,7 +92,9 @@ class Engine:
                     async with asyncio.timeout(self.timeout_s):
                         result = await call
                 except TimeoutError:
-                    raise EngineTimeoutError(self.name, f"no result within {self.timeout_s * 1000:g} ms") from None
+                    raise EngineTimeoutError(
+                        self.name, f"no result within {self.timeout_s * 1000:g} ms"
+                    ) from None
             if inspect.isawaitable(result):
                 result = await result
         except Exception:
@@ -114,7 +118,9 @@ class Engine:
                 try:
                     result = future.result(timeout=self.timeout_s)
                 except concurrent.futures.TimeoutError:
-                    raise EngineTimeoutError(self.name, f"no result within {self.timeout_s * 1000:g} ms") from None
+                    raise EngineTimeoutError(
+                        self.name, f"no result within {self.timeout_s * 1000:g} ms"
+                    ) from None
         except Exception:
             if self.breaker is not None:
                 self.breaker.failed()
@@ -125,7 +131,9 @@ class Engine:
 
     def _check_breaker(self) -> None:
         if self.breaker is not None and not self.breaker.allow():
-            raise CircuitOpenError(self.name, f"circuit open after repeated failures; retry in {self.breaker.reset_s:g}s")
+            raise CircuitOpenError(
+                self.name, f"circuit open after repeated failures; retry in {self.breaker.reset_s:g}s"
+            )
 
 
 class EngineSet:
@@ -143,14 +151,25 @@ class EngineSet:
             return engine, decision
         fallback = self.engines.get(default.engine) if default.engine is not None else None
         if fallback is None:
-            raise EngineNotFoundError(str(name), f"not registered (flag {decision.flag!r} has no default engine either)")
+            raise EngineNotFoundError(
+                str(name), f"not registered (flag {decision.flag!r} has no default engine either)"
+            )
         self._failures.record(f"engine.{name}", EngineNotFoundError(str(name), "not registered"))
-        return fallback, Decision(decision.flag, default.variant, fallback.name, Reason.ERROR,
-                                  decision.rule, decision.experiment, decision.bucket, decision.intent,
-                                  error=f"engine {name!r} not registered")
+        return fallback, Decision(
+            decision.flag,
+            default.variant,
+            fallback.name,
+            Reason.ERROR,
+            decision.rule,
+            decision.experiment,
+            decision.bucket,
+            decision.intent,
+            error=f"engine {name!r} not registered",
+        )
 
-    async def arun(self, engine: Engine, decision: Decision, args: tuple[Any, ...],
-                   kwargs: Mapping[str, Any]) -> tuple[Any, Decision]:
+    async def arun(
+        self, engine: Engine, decision: Decision, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> tuple[Any, Decision]:
         """Run `engine`, walking its fallback chain on failure; returns (result, final decision)."""
         tried = {engine.name}
         while True:
@@ -159,8 +178,9 @@ class EngineSet:
             except Exception as exc:
                 engine, decision = self._fallback(engine, decision, exc, tried)
 
-    def run(self, engine: Engine, decision: Decision, args: tuple[Any, ...],
-            kwargs: Mapping[str, Any]) -> tuple[Any, Decision]:
+    def run(
+        self, engine: Engine, decision: Decision, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> tuple[Any, Decision]:
         """The sync twin of `arun`."""
         tried = {engine.name}
         while True:
@@ -169,7 +189,9 @@ class EngineSet:
             except Exception as exc:
                 engine, decision = self._fallback(engine, decision, exc, tried)
 
-    def _fallback(self, engine: Engine, decision: Decision, exc: Exception, tried: set[str]) -> tuple[Engine, Decision]:
+    def _fallback(
+        self, engine: Engine, decision: Decision, exc: Exception, tried: set[str]
+    ) -> tuple[Engine, Decision]:
         self._failures.record(f"engine.{engine.name}", exc, flag=decision.flag, variant=decision.variant)
         target = self.engines.get(engine.fallback) if engine.fallback else None
         if target is None or target.name in tried:
@@ -189,7 +211,9 @@ def import_target(target: str) -> Any:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise TurnoutError(f"engine target {target!r}: {module_name} has no attribute {attribute!r}") from None
+            raise TurnoutError(
+                f"engine target {target!r}: {module_name} has no attribute {attribute!r}"
+            ) from None
     if not callable(obj):
         raise TurnoutError(f"engine target {target!r} is not callable")
     return obj

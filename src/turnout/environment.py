@@ -37,9 +37,11 @@ def _apply_settings(data: dict[str, Any], env: Mapping[str, str], issues: list[C
     for name in sorted(env):
         if not name.startswith("TURNOUT_") or "__" not in name:
             continue
-        parts = [part.lower() for part in name[len("TURNOUT_"):].split("__")]
+        parts = [part.lower() for part in name[len("TURNOUT_") :].split("__")]
         if parts[0] not in _SECTIONS or not all(parts):
-            issues.append(ConfigIssue(f"env.{name}", env[name], f"unknown setting; sections: {', '.join(_SECTIONS)}"))
+            issues.append(
+                ConfigIssue(f"env.{name}", env[name], f"unknown setting; sections: {', '.join(_SECTIONS)}")
+            )
             continue
         node = data
         for part in parts[:-1]:
@@ -74,7 +76,9 @@ def _apply_seed_switches(data: dict[str, Any], env: Mapping[str, str], issues: l
     variants = flag.setdefault("variants", list(SEED_ENGINES))
     for name, value in (("COORDINATOR_ENGINE", engine), ("TURNOUT_DEFAULT_ENGINE", default)):
         if value is not None and value not in variants:
-            issues.append(ConfigIssue(f"env.{name}", value, f"not a variant of flag {key!r}: {', '.join(variants)}"))
+            issues.append(
+                ConfigIssue(f"env.{name}", value, f"not a variant of flag {key!r}: {', '.join(variants)}")
+            )
             return
     baseline = default or flag.get("default") or "legacy"
     if not ab_testing:
@@ -111,7 +115,9 @@ def _split(env: Mapping[str, str], issues: list[ConfigIssue]) -> float | None:
     except ValueError:
         share = -1.0
     if not 0.0 <= share <= 1.0:
-        issues.append(ConfigIssue("env.AB_TRAFFIC_SPLIT", raw, "expected a fraction between 0 and 1, e.g. 0.1"))
+        issues.append(
+            ConfigIssue("env.AB_TRAFFIC_SPLIT", raw, "expected a fraction between 0 and 1, e.g. 0.1")
+        )
         return None
     return share
 

@@ -51,8 +51,7 @@ class MissingExtraError(TurnoutError, ImportError):
     def __init__(self, extra: str, module: str, feature: str) -> None:
         self.extra = extra
         super().__init__(
-            f"{feature} needs the optional dependency {module!r}: "
-            f'pip install "turnout[{extra}]"'
+            f'{feature} needs the optional dependency {module!r}: pip install "turnout[{extra}]"'
         )
 
 

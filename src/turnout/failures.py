@@ -29,8 +29,11 @@ class Failures:
             self._counts[key] += 1
         if first:
             _log.warning(
-                "turnout.failure", component=component, error=repr(error)[:500],
-                note="logged once per kind; later ones are only counted", **details,
+                "turnout.failure",
+                component=component,
+                error=repr(error)[:500],
+                note="logged once per kind; later ones are only counted",
+                **details,
             )
 
     def count(self, component: str | None = None) -> int:

@@ -53,12 +53,25 @@ class CompiledFlag:
     """A flag with its rules compiled; `evaluate` never parses and allocates little."""
 
     __slots__ = (
-        "_default", "_disabled", "_error", "_forced", "allow_overrides", "config", "engines",
-        "enabled", "hash_by", "key", "overrides", "rules",
+        "_default",
+        "_disabled",
+        "_error",
+        "_forced",
+        "allow_overrides",
+        "config",
+        "enabled",
+        "engines",
+        "hash_by",
+        "key",
+        "overrides",
+        "rules",
     )
 
     def __init__(
-        self, key: str, config: FlagConfig, rules: tuple[CompiledRule, ...],
+        self,
+        key: str,
+        config: FlagConfig,
+        rules: tuple[CompiledRule, ...],
     ) -> None:
         self.key = key
         self.config = config
@@ -85,7 +98,9 @@ class CompiledFlag:
 
     def error(self, message: str) -> Decision:
         """The default, with reason ERROR and what went wrong."""
-        return Decision(self._error.flag, self._error.variant, self._error.engine, Reason.ERROR, error=message)
+        return Decision(
+            self._error.flag, self._error.variant, self._error.engine, Reason.ERROR, error=message
+        )
 
     def evaluate(self, context: RoutingContext, now: float, intent: IntentAttributes) -> Decision:
         """Walk kill switch, overrides, then rules in order; first match wins."""
@@ -109,19 +124,37 @@ class CompiledFlag:
             if rule.decision is not None:
                 if matched is None:
                     return rule.decision
-                return Decision(self.key, rule.decision.variant, rule.decision.engine,
-                                Reason.TARGETING_MATCH, rule.name, rule.experiment, intent=matched)
+                return Decision(
+                    self.key,
+                    rule.decision.variant,
+                    rule.decision.engine,
+                    Reason.TARGETING_MATCH,
+                    rule.name,
+                    rule.experiment,
+                    intent=matched,
+                )
             splitter = rule.current_splitter(now)
             if splitter is None:
                 continue
             variant, bucket = splitter.assign(context.value(self.hash_by))
-            return Decision(self.key, variant, self.engines[variant], Reason.SPLIT, rule.name,
-                            rule.experiment, bucket, matched)
+            return Decision(
+                self.key,
+                variant,
+                self.engines[variant],
+                Reason.SPLIT,
+                rule.name,
+                rule.experiment,
+                bucket,
+                matched,
+            )
         return self._default
 
 
 def compile_flags(
-    config: TurnoutConfig, *, rollout_starts: dict[tuple[str, str], float], now: float,
+    config: TurnoutConfig,
+    *,
+    rollout_starts: dict[tuple[str, str], float],
+    now: float,
 ) -> dict[str, CompiledFlag]:
     """Compile every flag; rules switched off by the routing/intent switches are left out.
 
@@ -151,8 +184,12 @@ def _switched_on(rule: CompiledRule, config: TurnoutConfig) -> bool:
 
 
 def _compile_rule(
-    key: str, index: int, rule: RuleConfig, flag: FlagConfig,
-    rollout_starts: dict[tuple[str, str], float], now: float,
+    key: str,
+    index: int,
+    rule: RuleConfig,
+    flag: FlagConfig,
+    rollout_starts: dict[tuple[str, str], float],
+    now: float,
 ) -> CompiledRule:
     name = rule.name or f"rule-{index}"
     condition = compile_condition(rule.when, path=f"flags.{key}.rules[{index}].when") if rule.when else None
@@ -160,14 +197,19 @@ def _compile_rule(
     engine = rule.serve if flag.kind == "engine" else None
     decision = (
         Decision(key, rule.serve, engine, Reason.TARGETING_MATCH, name, rule.experiment)
-        if rule.serve is not None else None
+        if rule.serve is not None
+        else None
     )
     seed = rule.seed or rule.experiment or f"{key}:{name}"
     splitter = rollout = None
     if rule.split is not None:
         splitter = Splitter(rule.split, seed=seed, algorithm=flag.hash)
         if rule.rollout is not None:
-            start = rule.rollout.start.timestamp() if rule.rollout.start else rollout_starts.setdefault((key, name), now)
+            start = (
+                rule.rollout.start.timestamp()
+                if rule.rollout.start
+                else rollout_starts.setdefault((key, name), now)
+            )
             steps = tuple(
                 Splitter(weights_at_step(rule.split, flag.default, share), seed=seed, algorithm=flag.hash)
                 for share in rule.rollout.steps

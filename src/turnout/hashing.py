@@ -91,9 +91,7 @@ class Splitter:
         self, weights: Mapping[str, float], *, seed: str, algorithm: HashAlgorithm = "murmur3"
     ) -> None:
         if algorithm not in HASH_ALGORITHMS:
-            raise ValueError(
-                f"unknown hash algorithm {algorithm!r}; expected one of {HASH_ALGORITHMS}"
-            )
+            raise ValueError(f"unknown hash algorithm {algorithm!r}; expected one of {HASH_ALGORITHMS}")
         if not weights:
             raise ValueError("a split needs at least one variant")
         self.variants: tuple[str, ...] = tuple(weights)
@@ -157,9 +155,7 @@ class Splitter:
         return self._rivals[-1][0], n
 
 
-def weights_at_step(
-    base: Mapping[str, float], baseline: str, treatment_share: float
-) -> dict[str, float]:
+def weights_at_step(base: Mapping[str, float], baseline: str, treatment_share: float) -> dict[str, float]:
     """Weights giving the non-baseline variants `treatment_share` percent, split as in `base`."""
     if baseline not in base:
         raise ValueError(f"baseline {baseline!r} is not one of the variants {list(base)}")

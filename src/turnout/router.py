@@ -63,7 +63,9 @@ class Turnout:
         self._watch_interval_s = watch_interval_s
         self._watch_task: asyncio.Task[None] | None = None
         self._mtime = self._path.stat().st_mtime if self._path is not None and self._path.exists() else None
-        self._snapshot = self._build(self._validate(config if config is not None else {}), str(path) if path else None)
+        self._snapshot = self._build(
+            self._validate(config if config is not None else {}), str(path) if path else None
+        )
 
     @classmethod
     def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:
@@ -85,11 +87,15 @@ class Turnout:
         """The configuration in force."""
         return self._snapshot.config
 
-    def _validate(self, config: TurnoutConfig | Mapping[str, Any], source: str | None = None) -> TurnoutConfig:
+    def _validate(
+        self, config: TurnoutConfig | Mapping[str, Any], source: str | None = None
+    ) -> TurnoutConfig:
         if isinstance(config, TurnoutConfig):
             return config
         environ = os.environ if self._env is None else self._env
-        return validate_config(apply_environment(config, environ), source=source or (str(self._path) if self._path else None))
+        return validate_config(
+            apply_environment(config, environ), source=source or (str(self._path) if self._path else None)
+        )
 
     def _build(self, config: TurnoutConfig, source: str | None) -> _Snapshot:
         flags = compile_flags(config, rollout_starts=self._rollout_starts, now=self._clock())
@@ -135,7 +141,9 @@ class Turnout:
                 source, data = None, config
             snapshot = self._build(self._validate(data, source), source)
         except (ConfigError, TurnoutError) as exc:
-            _log.error("turnout.reload_failed", error=str(exc), note="the previous configuration stays in force")
+            _log.error(
+                "turnout.reload_failed", error=str(exc), note="the previous configuration stays in force"
+            )
             raise
         self._snapshot = snapshot
         _log.info("turnout.reloaded", source=source, flags=sorted(snapshot.flags))
@@ -158,7 +166,9 @@ class Turnout:
             raise TypeError(f"engine {name!r} must be callable, got {type(engine).__name__}")
         self._code_engines[name] = (engine, version)
         snapshot = self._snapshot
-        self._snapshot = _Snapshot(snapshot.config, snapshot.flags, self._engine_set(snapshot.config), snapshot.source)
+        self._snapshot = _Snapshot(
+            snapshot.config, snapshot.flags, self._engine_set(snapshot.config), snapshot.source
+        )
 
     @property
     def engines(self) -> Mapping[str, _Engine]:
@@ -188,8 +198,9 @@ class Turnout:
         decision = ctx.decisions.get(flag) or self.decide(flag, ctx)
         return await self.run_decision(decision, ctx, args, kwargs)
 
-    async def run_decision(self, decision: Decision, ctx: RoutingContext, args: tuple[Any, ...],
-                           kwargs: Mapping[str, Any]) -> Any:
+    async def run_decision(
+        self, decision: Decision, ctx: RoutingContext, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Any:
         """Run the engine a decision chose, with timeout, fallback and breaker."""
         snapshot = self._snapshot
         engine, decision = snapshot.engines.resolve(decision, self._default_of(decision))
@@ -202,8 +213,9 @@ class Turnout:
         ctx.decisions[decision.flag] = final
         return result
 
-    def run_decision_sync(self, decision: Decision, ctx: RoutingContext, args: tuple[Any, ...],
-                          kwargs: Mapping[str, Any]) -> Any:
+    def run_decision_sync(
+        self, decision: Decision, ctx: RoutingContext, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Any:
         """`run_decision` for sync code and sync engines."""
         snapshot = self._snapshot
         engine, decision = snapshot.engines.resolve(decision, self._default_of(decision))
@@ -221,7 +233,9 @@ class Turnout:
             if ctx.intent is None:
                 ctx.intent = self.classify(ctx.text)
             view = ctx.intent_view = {
-                **ctx.attributes, "intent": ctx.intent.label, "intent_confidence": ctx.intent.confidence,
+                **ctx.attributes,
+                "intent": ctx.intent.label,
+                "intent_confidence": ctx.intent.confidence,
             }
         return view
 
@@ -242,10 +256,16 @@ class Turnout:
         """Start background work (config watching) and warn about variants with no engine."""
         snapshot = self._snapshot
         for key, flag in snapshot.flags.items():
-            missing = [v for v, e in flag.engines.items() if e is not None and e not in snapshot.engines.engines]
+            missing = [
+                v for v, e in flag.engines.items() if e is not None and e not in snapshot.engines.engines
+            ]
             if missing:
-                _log.warning("turnout.engines_missing", flag=key, variants=missing,
-                             note="requests for these variants are served by the default engine")
+                _log.warning(
+                    "turnout.engines_missing",
+                    flag=key,
+                    variants=missing,
+                    note="requests for these variants are served by the default engine",
+                )
         if self._watch and self._path is not None and self._watch_task is None:
             self._watch_task = asyncio.create_task(self._watch_file(), name="turnout-watch")
 

@@ -68,7 +68,8 @@ class Workflow:
         state["_timings_ms"] = timings
         for name, step in self.steps:
             with _tracer.start_as_current_span(
-                f"turnout.step {name}", attributes={"turnout.workflow": self.name, "turnout.step": name},
+                f"turnout.step {name}",
+                attributes={"turnout.workflow": self.name, "turnout.step": name},
             ) as span:
                 started = time.perf_counter()
                 try:
