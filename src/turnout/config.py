@@ -302,7 +302,7 @@ def _fallback_cycles(config: TurnoutConfig) -> Iterator[ConfigIssue]:
         current = config.engines[start].fallback
         while current is not None and current in config.engines:
             if current in seen:
-                cycle = seen[seen.index(current) :] + [current]
+                cycle = [*seen[seen.index(current):], current]
                 if current not in reported:
                     reported.update(cycle)
                     yield ConfigIssue(
