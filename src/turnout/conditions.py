@@ -213,7 +213,7 @@ def _equals(expected: Any) -> _Pred:
 
 def _operator(op: str, operand: Any, path: str) -> tuple[_Pred, bool]:
     if op in ("$eq", "$ne"):
-        if isinstance(operand, _ARRAY | Mapping):
+        if isinstance(operand, list | tuple | Mapping):
             raise ConditionError(path, operand, f"{op} takes a scalar; match lists by value")
         eq = _equals(operand)
         return (eq if op == "$eq" else _negate(eq)), False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import functools
 import importlib
 import inspect
@@ -59,6 +60,14 @@ class CircuitBreaker:
                 self.state = _OPEN
                 self._opened_at = self._clock()
 
+    def abandoned(self) -> None:
+        """A call ended without a verdict (cancelled): a half-open breaker lets the next call try."""
+        # Without this a cancelled trial call would leave the breaker half-open, refusing every call.
+        if self.state == _HALF_OPEN:
+            with self._lock:
+                if self.state == _HALF_OPEN:
+                    self.state = _OPEN
+
 
 class Engine:
     """A named, versioned callable with its run settings."""
@@ -81,28 +90,34 @@ class Engine:
         """Run the engine from async code: async awaited, sync in a worker thread."""
         self._check_breaker()
         try:
-            if self.is_async:
-                call = self.func(*args, **kwargs)
-            else:
-                call = asyncio.to_thread(functools.partial(self.func, *args, **kwargs))
             if self.timeout_s is None:
-                result = await call
+                result = await self._invoke(args, kwargs)
             else:
+                deadline = asyncio.timeout(self.timeout_s)
                 try:
-                    async with asyncio.timeout(self.timeout_s):
-                        result = await call
+                    async with deadline:
+                        result = await self._invoke(args, kwargs)
                 except TimeoutError:
-                    raise EngineTimeoutError(
-                        self.name, f"no result within {self.timeout_s * 1000:g} ms"
-                    ) from None
-            if inspect.isawaitable(result):
-                result = await result
+                    if not deadline.expired():
+                        raise  # the engine's own TimeoutError, not our deadline
+                    raise self._timed_out() from None
         except Exception:
-            if self.breaker is not None:
-                self.breaker.failed()
+            self._failed()
             raise
-        if self.breaker is not None:
-            self.breaker.succeeded()
+        except BaseException:
+            self._abandoned()
+            raise
+        self._succeeded()
+        return result
+
+    async def _invoke(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        if self.is_async:
+            result = await self.func(*args, **kwargs)
+        else:
+            # to_thread copies the contextvars, so current_context() works inside the engine.
+            result = await asyncio.to_thread(functools.partial(self.func, *args, **kwargs))
+        if inspect.isawaitable(result):
+            result = await result
         return result
 
     def call(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
@@ -114,20 +129,38 @@ class Engine:
             if self.timeout_s is None:
                 result = self.func(*args, **kwargs)
             else:
-                future = _sync_pool().submit(self.func, *args, **kwargs)
+                context = contextvars.copy_context()
+                future = _sync_pool().submit(context.run, self.func, *args, **kwargs)
                 try:
                     result = future.result(timeout=self.timeout_s)
-                except concurrent.futures.TimeoutError:
-                    raise EngineTimeoutError(
-                        self.name, f"no result within {self.timeout_s * 1000:g} ms"
-                    ) from None
+                except concurrent.futures.TimeoutError as exc:
+                    if future.done() and future.exception() is exc:
+                        raise  # the engine's own TimeoutError, not our deadline
+                    future.cancel()
+                    raise self._timed_out() from None
         except Exception:
-            if self.breaker is not None:
-                self.breaker.failed()
+            self._failed()
             raise
+        except BaseException:
+            self._abandoned()
+            raise
+        self._succeeded()
+        return result
+
+    def _timed_out(self) -> EngineTimeoutError:
+        return EngineTimeoutError(self.name, f"no result within {(self.timeout_s or 0) * 1000:g} ms")
+
+    def _failed(self) -> None:
+        if self.breaker is not None:
+            self.breaker.failed()
+
+    def _succeeded(self) -> None:
         if self.breaker is not None:
             self.breaker.succeeded()
-        return result
+
+    def _abandoned(self) -> None:
+        if self.breaker is not None:
+            self.breaker.abandoned()
 
     def _check_breaker(self) -> None:
         if self.breaker is not None and not self.breaker.allow():
@@ -181,12 +214,20 @@ class EngineSet:
     def run(
         self, engine: Engine, decision: Decision, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> tuple[Any, Decision]:
-        """The sync twin of `arun`."""
+        """The sync twin of `arun`; an async engine (chosen or fallback) raises `TurnoutError`."""
         tried = {engine.name}
+        cause: Exception | None = None
         while True:
+            if engine.is_async:
+                # A programming error, not an engine failure: neither counted nor fallen back from.
+                raise TurnoutError(
+                    f"engine {engine.name!r} is async and cannot run from sync code: "
+                    "call it with `await` (e.g. `await engine(...)` instead of `engine.call_sync(...)`)"
+                ) from cause
             try:
                 return engine.call(args, kwargs), decision
             except Exception as exc:
+                cause = exc
                 engine, decision = self._fallback(engine, decision, exc, tried)
 
     def _fallback(
@@ -203,10 +244,13 @@ class EngineSet:
 def import_target(target: str) -> Any:
     """Import "package.module:attribute" (dotted attribute paths allowed)."""
     module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise TurnoutError(f"engine target {target!r} must look like 'package.module:attribute'")
     try:
         obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise TurnoutError(f"cannot import engine target {target!r}: {exc}") from exc
+    except Exception as exc:
+        # Not only ImportError: a module that raises while importing is a config problem too.
+        raise TurnoutError(f"cannot import engine target {target!r}: {type(exc).__name__}: {exc}") from exc
     for part in attribute.split("."):
         try:
             obj = getattr(obj, part)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -24,4 +25,10 @@ def choose(turnout: Turnout, flag: str) -> Callable[..., Awaitable[BoundEngine]]
         return BoundEngine(owner, context, owner.decide(flag, context))
 
     dependency.__name__ = f"choose_{flag}"
+    # This module's annotations are strings and `Request` is imported here, not at module
+    # level, so FastAPI could not resolve "Request" from our globals: hand it the real class.
+    dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)],
+        return_annotation=BoundEngine,
+    )
     return dependency
