@@ -1,0 +1,103 @@
+"""Prometheus: a collector reading the live metrics registry, and a mountable `/metrics` app.
+
+Latency is exposed as a summary (p50/p95/p99 quantiles from the sketch, plus count and
+sum), labelled by component, or by experiment/flag/variant for experiment variants.
+Figures are cumulative since the process started, as Prometheus expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from turnout.errors import MissingExtraError
+from turnout.telemetry.exporters import Exporter
+from turnout.types import ASGIApp
+
+MetricsSource = Callable[[], Mapping[str, Any]]
+_QUANTILES = (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99"))
+
+
+def _client() -> Any:
+    try:
+        import prometheus_client
+    except ImportError:
+        raise MissingExtraError("prometheus", "prometheus-client", "the prometheus exporter") from None
+    return prometheus_client
+
+
+class PrometheusExporter(Exporter):
+    """Registers a collector over `source` in a (by default private) CollectorRegistry."""
+
+    name = "prometheus"
+
+    def __init__(self, source: MetricsSource, *, registry: Any = None, namespace: str = "turnout") -> None:
+        client = _client()
+        self.registry = registry if registry is not None else client.CollectorRegistry(auto_describe=False)
+        self.collector = TurnoutCollector(source, namespace)
+        self.registry.register(self.collector)
+
+    def asgi_app(self) -> ASGIApp:
+        """An ASGI app serving the registry in the text exposition format (mount it at /metrics)."""
+        app: ASGIApp = _client().make_asgi_app(registry=self.registry)
+        return app
+
+    def shutdown(self) -> None:
+        self.registry.unregister(self.collector)
+
+
+class TurnoutCollector:
+    """A prometheus_client custom collector over a metrics-registry snapshot function."""
+
+    def __init__(self, source: MetricsSource, namespace: str = "turnout") -> None:
+        self._source = source
+        self._ns = namespace
+
+    def describe(self) -> list[Any]:
+        return []  # no fixed description: series appear as traffic arrives
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+
+        data = self._source()
+        families: list[tuple[list[str], list[tuple[list[str], Mapping[str, Any]]]]] = [
+            (["component"], [([name], stats) for name, stats in data.get("components", {}).items()]),
+            (
+                ["experiment", "flag", "variant"],
+                [
+                    ([experiment, exp.get("flag", ""), variant], stats)
+                    for experiment, exp in data.get("experiments", {}).items()
+                    for variant, stats in exp.get("variants", {}).items()
+                ],
+            ),
+        ]
+        for (labels, rows), prefix in zip(families, ("", "variant_"), strict=True):
+            requests = CounterMetricFamily(f"{self._ns}_{prefix}requests", "Requests served", labels=labels)
+            errors = CounterMetricFamily(
+                f"{self._ns}_{prefix}errors", "Failed requests by error type", labels=[*labels, "error_type"]
+            )
+            latency = SummaryMetricFamily(f"{self._ns}_{prefix}latency_ms", "Latency in ms", labels=labels)
+            status = GaugeMetricFamily(
+                f"{self._ns}_{prefix}success_ratio", "Success rate since start", labels=labels
+            )
+            exposures = CounterMetricFamily(f"{self._ns}_exposures", "Experiment exposures", labels=labels)
+            for values, stats in rows:
+                count = int(stats.get("total_requests", 0))
+                lat = stats.get("latency_ms") or {}
+                requests.add_metric(values, count)
+                for error_type, n in (stats.get("errors") or {}).items():
+                    errors.add_metric([*values, error_type], n)
+                latency.add_metric(values, count_value=count, sum_value=float(lat.get("mean", 0.0)) * count)
+                for quantile, key in _QUANTILES:
+                    latency.add_sample(
+                        latency.name,
+                        dict(zip([*labels, "quantile"], [*values, quantile], strict=True)),
+                        float(lat.get(key, 0.0)),
+                    )
+                if stats.get("success_rate") is not None:
+                    status.add_metric(values, float(stats["success_rate"]))
+                if prefix:
+                    exposures.add_metric(values, int(stats.get("exposures", 0)))
+            yield from (requests, errors, latency, status)
+            if prefix:
+                yield exposures
