@@ -12,7 +12,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 VARIANTS = ("legacy", "workflow", "langgraph")
@@ -20,44 +20,50 @@ SPLIT = {"legacy": 80, "workflow": 10, "langgraph": 10}
 PREMIUM_PLANS = ("premium", "enterprise")
 FULL_IDS = 100_000
 QUICK_IDS = 10_000
+BATCH = 1_000
+"""Calls per timed batch: the spread columns are percentiles over these batches."""
 
-TURNOUT_CONFIG: dict[str, Any] = {
-    "flags": {
-        "coordinator": {
-            "variants": list(VARIANTS),
-            "default": "legacy",
-            "rules": [
-                {"name": "premium", "when": {"plan": {"$in": list(PREMIUM_PLANS)}}, "serve": "langgraph"},
-                {"name": "split", "split": dict(SPLIT), "seed": "coordinator"},
-            ],
-        }
-    },
+TURNOUT_FLAG: dict[str, Any] = {
+    "variants": list(VARIANTS),
+    "default": "legacy",
+    "rules": [
+        {"name": "premium", "when": {"plan": {"$in": list(PREMIUM_PLANS)}}, "serve": "langgraph"},
+        {"name": "split", "split": dict(SPLIT), "seed": "coordinator"},
+    ],
 }
 """The one flag every library is given: premium/enterprise → langgraph, else 80/10/10."""
 
+User = tuple[str, str]
+"""(user id, plan)."""
+
 
 def plan_of(index: int) -> str:
-    """About 20% premium or enterprise (every fifth user), the rest free or pro."""
+    """Every fifth user is premium or enterprise (20%); the rest are free or pro."""
     if index % 5 == 0:
         return PREMIUM_PLANS[(index // 5) % 2]
     return ("free", "pro")[index % 2]
 
 
-def users(count: int) -> list[tuple[str, str]]:
+def users(count: int) -> list[User]:
     """(user id, plan) for user-0 .. user-{count-1}."""
     return [(f"user-{i}", plan_of(i)) for i in range(count)]
 
 
 def parse_args(description: str) -> argparse.Namespace:
-    """`--quick` (10k ids, 3 repetitions) and `--reps N`."""
+    """`--quick` (10k ids, 3 passes), `--ids N`, `--reps N`."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_IDS:,} ids and 3 repetitions")
-    parser.add_argument("--reps", type=int, default=None, help="timed passes over the ids (default 7)")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_IDS:,} ids and 3 passes")
     parser.add_argument("--ids", type=int, default=None, help=f"distinct ids (default {FULL_IDS:,})")
+    parser.add_argument("--reps", type=int, default=None, help="timed passes over the ids (default 7)")
     args = parser.parse_args()
     args.ids = args.ids or (QUICK_IDS if args.quick else FULL_IDS)
     args.reps = args.reps or (3 if args.quick else 7)
     return args
+
+
+def chunks(items: Sequence[Any], size: int = BATCH) -> list[Sequence[Any]]:
+    """`items` cut into timed batches."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 # -- no network ---------------------------------------------------------------------------
@@ -66,8 +72,8 @@ def parse_args(description: str) -> argparse.Namespace:
 class NetworkGuard:
     """Makes every outgoing connection and DNS lookup fail, and counts the attempts.
 
-    The SDKs are all configured for offline, local evaluation; this proves it: the
-    benchmark prints the attempt count at the end and it must be 0.
+    All the SDKs are configured for offline, local evaluation; the guard proves it: each
+    benchmark prints the attempt count at the end, and it must be 0.
     """
 
     def __init__(self) -> None:
@@ -75,25 +81,24 @@ class NetworkGuard:
 
     def install(self) -> None:
         """Patch `socket` so that nothing in this process can reach the network."""
-        guard = self
 
         def refuse(what: str) -> Callable[..., Any]:
             def blocked(*args: Any, **kwargs: Any) -> Any:
-                guard.attempts.append(f"{what}{args[1:2] if what == 'connect' else args[:1]}")
+                self.attempts.append(what)
                 raise OSError(f"network disabled in benchmarks ({what})")
 
             return blocked
 
         socket.socket.connect = refuse("connect")  # type: ignore[method-assign]
-        socket.socket.connect_ex = refuse("connect")  # type: ignore[method-assign]
+        socket.socket.connect_ex = refuse("connect_ex")  # type: ignore[method-assign]
         socket.create_connection = refuse("create_connection")
         socket.getaddrinfo = refuse("getaddrinfo")
 
     def report(self) -> str:
         """One line for the end of a run."""
         if not self.attempts:
-            return "network attempts: 0 (everything evaluated locally)"
-        return f"network attempts: {len(self.attempts)} (BLOCKED): {sorted(set(self.attempts))[:5]}"
+            return "network attempts: 0 (everything was evaluated locally)"
+        return f"network attempts: {len(self.attempts)} BLOCKED ({', '.join(sorted(set(self.attempts)))})"
 
 
 # -- timing -------------------------------------------------------------------------------
@@ -101,44 +106,54 @@ class NetworkGuard:
 
 @dataclass
 class Result:
-    """Per-call times (ns) of each timed pass for one contender."""
+    """Timings of one contender: ns per call for each pass and for each batch."""
 
     name: str
     note: str
-    per_call_ns: list[float]
+    passes: list[float] = field(default_factory=list)
+    batches: list[float] = field(default_factory=list)
+
+    def add_pass(self, batch_ns: Sequence[int], batch_sizes: Sequence[int]) -> None:
+        """Record one pass over all the ids, timed batch by batch."""
+        self.passes.append(sum(batch_ns) / sum(batch_sizes))
+        self.batches.extend(ns / n for ns, n in zip(batch_ns, batch_sizes, strict=True))
 
     @property
     def median_us(self) -> float:
-        """Median over the passes, in µs per call."""
-        return statistics.median(self.per_call_ns) / 1000
+        """Median over the passes of the mean per-call time, in µs."""
+        return statistics.median(self.passes) / 1000
 
-    @property
-    def spread_us(self) -> tuple[float, float]:
-        """Fastest and slowest pass, in µs per call."""
-        return min(self.per_call_ns) / 1000, max(self.per_call_ns) / 1000
+    def percentile_us(self, q: int) -> float:
+        """The q-th percentile of the per-call time over all batches, in µs."""
+        return statistics.quantiles(self.batches, n=100, method="inclusive")[q - 1] / 1000
 
 
-def timed_pass(run: Callable[[], object], calls: int) -> float:
-    """Run one pass with the garbage collector paused (as timeit does); ns per call."""
-    gc.collect()
-    gc.disable()
-    try:
-        start = time.perf_counter_ns()
-        run()
-        elapsed = time.perf_counter_ns() - start
-    finally:
+class PausedGC:
+    """Pause the garbage collector while timing (as `timeit` does), after a full collection."""
+
+    def __enter__(self) -> None:
+        gc.collect()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
         gc.enable()
-    return elapsed / calls
 
 
-def interleaved(passes: Sequence[tuple[str, str, Callable[[], object]]], calls: int, reps: int) -> list[Result]:
-    """Time every contender once per repetition, round-robin, so drift hits all alike."""
-    results = [Result(name, note, []) for name, note, _ in passes]
-    for rep in range(reps):
-        for result, (_, _, run) in zip(results, passes, strict=True):
-            result.per_call_ns.append(timed_pass(run, calls))
-        print(f"  pass {rep + 1}/{reps} done", file=sys.stderr, flush=True)
-    return results
+def time_batches(run: Callable[[Sequence[Any]], object], batches: Sequence[Sequence[Any]]) -> list[int]:
+    """Run `run` over each batch with the GC paused; the ns each batch took."""
+    clock = time.perf_counter_ns
+    spent = []
+    with PausedGC():
+        for batch in batches:
+            start = clock()
+            run(batch)
+            spent.append(clock() - start)
+    return spent
+
+
+def progress(rep: int, reps: int) -> None:
+    """Tell stderr a pass is done (stdout keeps only the report)."""
+    print(f"  pass {rep}/{reps} done", file=sys.stderr, flush=True)
 
 
 # -- output -------------------------------------------------------------------------------
@@ -171,33 +186,29 @@ def versions(packages: Iterable[str]) -> str:
     return ", ".join(found)
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """A GitHub-flavoured Markdown table, numbers right-aligned."""
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]], right: Sequence[int] = ()) -> str:
+    """A Markdown table; the columns whose index is in `right` are right-aligned."""
     cells = [[str(h) for h in headers], *([str(c) for c in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    numeric = [all(_numeric(row[i]) for row in cells[1:]) for i in range(len(headers))]
 
     def line(row: Sequence[str]) -> str:
-        padded = (c.rjust(w) if n else c.ljust(w) for c, w, n in zip(row, widths, numeric, strict=True))
+        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
         return "| " + " | ".join(padded) + " |"
 
-    rule = "|" + "|".join(("-" * (w + 1)) + (":" if n else "-") for w, n in zip(widths, numeric, strict=True)) + "|"
+    rule = "|" + "|".join("-" * (w + 1) + (":" if i in right else "-") for i, w in enumerate(widths)) + "|"
     return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])
 
 
-def _numeric(text: str) -> bool:
-    return bool(text) and text.lstrip("~").rstrip("×%µs ").replace(".", "", 1).replace(",", "").lstrip("+-").isdigit()
+def shares(assigned: Iterable[tuple[str, str]]) -> tuple[str, str, str]:
+    """Variant shares (legacy / workflow / langgraph, in %) for premium users, the others, all."""
+    premium: Counter[str] = Counter()
+    others: Counter[str] = Counter()
+    for plan, variant in assigned:
+        (premium if plan in PREMIUM_PLANS else others)[variant] += 1
 
+    def text(counts: Counter[str]) -> str:
+        total = sum(counts.values()) or 1
+        names = (*VARIANTS, *sorted(set(counts) - set(VARIANTS)))
+        return " / ".join(f"{100 * counts[v] / total:.1f}" for v in names)
 
-def distribution(assigned: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """Share of each variant among premium users, among the others, and overall."""
-    premium = Counter(v for plan, v in assigned if plan in PREMIUM_PLANS)
-    others = Counter(v for plan, v in assigned if plan not in PREMIUM_PLANS)
-    total = premium + others
-
-    def shares(counts: Counter[str]) -> str:
-        n = sum(counts.values()) or 1
-        extra = sorted(set(counts) - set(VARIANTS))
-        return " / ".join(f"{100 * counts[v] / n:.1f}" for v in (*VARIANTS, *extra))
-
-    return {"premium": shares(premium), "others": shares(others), "all": shares(total)}
+    return text(premium), text(others), text(premium + others)

@@ -48,7 +48,8 @@ class ContextReader:
             if name == self._user_header:
                 key = _text(raw)
             elif name == b"cookie":
-                cookie_header = _text(raw)
+                # HTTP/2 clients may split cookies over several headers.
+                cookie_header = f"{cookie_header}; {_text(raw)}" if cookie_header else _text(raw)
             elif name == self._session_header:
                 session = _text(raw)
             elif name == self._override_header:

@@ -7,16 +7,18 @@ checked afterwards by `validate_config`, so every error names its exact path.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import math
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from turnout.errors import ConditionError, ConfigError, ConfigIssue
 
@@ -38,9 +40,15 @@ def parse_duration(value: Any) -> float:
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     else:
         raise ValueError("expected a duration such as '500ms', '10s', '5m', '2h' or '1d'")
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError("a duration must be positive and finite")
     return seconds
+
+
+def _as_utc(value: datetime) -> datetime:
+    # A start without a zone means UTC, not the server's local time: every process of a
+    # deployment must agree on when each rollout step begins.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -77,7 +85,7 @@ class RolloutConfig(_Model):
 
     steps: list[Percent] = Field(min_length=1)
     every: Duration
-    start: datetime | None = None
+    start: Annotated[datetime, AfterValidator(_as_utc)] | None = None
 
 
 class GuardrailsConfig(_Model):
@@ -206,7 +214,12 @@ def validate_config(data: Mapping[str, Any], *, source: str | None = None) -> Tu
     try:
         config = TurnoutConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([_issue(error) for error in exc.errors()], source=source) from None
+        errors = exc.errors()
+        issues = [_issue(error) for error in errors]
+        # Report the valid parts' reference errors too, so one run lists every problem.
+        with contextlib.suppress(ValidationError):
+            issues.extend(check_references(TurnoutConfig.model_validate(_valid_parts(data, errors))))
+        raise ConfigError(issues, source=source) from None
     issues = list(check_references(config))
     if issues:
         raise ConfigError(issues, source=source)
@@ -220,8 +233,10 @@ def load_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigIssue(str(path), None, f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigIssue(str(path), None, f"not valid UTF-8 text: {exc}")]) from None
     try:
-        data: Any = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        data: Any = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError([ConfigIssue(str(path), None, f"not valid: {exc}")]) from None
     if not isinstance(data, dict):
@@ -260,13 +275,17 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
                 yield ConfigIssue(f"{rpath}.name", name, "rule names must be unique in a flag")
             names.add(name)
             if (rule.serve is None) == (rule.split is None):
-                yield ConfigIssue(rpath, rule.name, "a rule needs exactly one of `serve` or `split`")
+                yield ConfigIssue(
+                    rpath,
+                    {"serve": rule.serve, "split": rule.split},
+                    "a rule needs exactly one of `serve` or `split`",
+                )
             if rule.serve is not None and rule.serve not in declared:
                 yield ConfigIssue(f"{rpath}.serve", rule.serve, _unknown("variant", flag.variants))
             if rule.split is not None:
                 yield from _check_split(rpath, rule, flag)
             elif rule.rollout is not None:
-                yield ConfigIssue(f"{rpath}.rollout", "rollout", "a rollout needs a `split`")
+                yield ConfigIssue(f"{rpath}.rollout", rule.rollout.model_dump(), "a rollout needs a `split`")
             if rule.when is not None:
                 try:
                     compile_condition(rule.when, path=f"{rpath}.when")
@@ -302,17 +321,35 @@ def _fallback_cycles(config: TurnoutConfig) -> Iterator[ConfigIssue]:
         current = config.engines[start].fallback
         while current is not None and current in config.engines:
             if current in seen:
-                cycle = [*seen[seen.index(current):], current]
+                cycle = [*seen[seen.index(current) :], current]
                 if current not in reported:
                     reported.update(cycle)
+                    # Named at an engine in the cycle: `start` may only lead into it.
                     yield ConfigIssue(
-                        f"engines.{start}.fallback",
-                        config.engines[start].fallback,
+                        f"engines.{current}.fallback",
+                        config.engines[current].fallback,
                         "fallback cycle: " + " -> ".join(cycle),
                     )
                 break
             seen.append(current)
             current = config.engines[current].fallback
+
+
+def _valid_parts(data: Mapping[str, Any], errors: list[Any]) -> dict[str, Any]:
+    """`data` without what failed: bad flags and sections left out, bad engines emptied."""
+    bad = {tuple(error["loc"][:2]) for error in errors}
+    part: dict[str, Any] = {}
+    for section, value in data.items():
+        if section in ("engines", "flags") and isinstance(value, Mapping) and (section,) not in bad:
+            # A bad engine stays declared (empty) so fallbacks naming it are not misreported.
+            part[section] = {
+                name: {} if (section, name) in bad else item
+                for name, item in value.items()
+                if section == "engines" or (section, name) not in bad
+            }
+        elif not any(loc[:1] == (section,) for loc in bad):
+            part[section] = value
+    return part
 
 
 def _unknown(kind: str, known: Any) -> str:

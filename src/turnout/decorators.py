@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from turnout.asgi import STATE_KEY, ContextReader
 from turnout.context import RoutingContext, _current, current_context
 from turnout.decision import Decision
 from turnout.errors import TurnoutError
-
-if TYPE_CHECKING:
-    from turnout.router import Turnout
+from turnout.router import Turnout
 
 TextSource = str | Callable[[Mapping[str, Any]], str | None]
 _REQUEST_PARAM = "turnout_request__"
+_CONNECTION_TYPES = frozenset({"Request", "HTTPConnection", "WebSocket"})
 
 
 class BoundEngine:
@@ -82,31 +82,40 @@ def experiment(
                 f"@experiment({flag!r}): {func.__qualname__} has no parameter {param!r} to receive the engine"
             )
         takes_context = "context" in signature.parameters
+        takes_turnout = "turnout" in signature.parameters
         request_param = _request_parameter(func, signature)
         public = _public_signature(func, signature, param, request_param)
-        needs_bind = (text is not None and not callable(text)) or callable(text)
         is_async = inspect.iscoroutinefunction(func)
+        kind = BoundEngine if is_async else SyncBoundEngine
 
-        def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[RoutingContext, Any]:
+        def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> RoutingContext:
             request = kwargs.pop(_REQUEST_PARAM, None)
             if request is None and request_param is not None:
                 request = kwargs.get(request_param) or _positional(args, signature, request_param)
-            if request is None:
-                request = next((a for a in args if hasattr(a, "scope") and hasattr(a, "url")), None)
-            explicit = None if takes_context else kwargs.pop("context", None)
-            owner, context = resolve(turnout, explicit, request)
-            if needs_bind and text is not None:
-                context.text = _text_of(text, signature, args, kwargs)
-            decision = owner.decide(flag, context)
-            kind = BoundEngine if is_async else SyncBoundEngine
-            kwargs[param] = kind(owner, context, decision)
-            return context, request
+            if not _is_connection(request):
+                request = next((a for a in (*args, *kwargs.values()) if _is_connection(a)), None)
+            # A function may take `context`/`turnout` itself: then they are its arguments, and a
+            # RoutingContext / Turnout passed that way is still used for the decision.
+            explicit = kwargs.get("context") if takes_context else kwargs.pop("context", None)
+            owner = kwargs.get("turnout") if takes_turnout else kwargs.pop("turnout", None)
+            owner, context = resolve(
+                owner if isinstance(owner, Turnout) else turnout,
+                explicit if isinstance(explicit, RoutingContext) else None,
+                request,
+            )
+            if text is not None:
+                message = _text_of(text, signature, args, kwargs)
+                if message != context.text:
+                    # The intent is classified lazily from the text: a new text needs a new intent.
+                    context.text, context.intent, context.intent_view = message, None, None
+            kwargs[param] = kind(owner, context, owner.decide(flag, context))
+            return context
 
         if is_async:
 
             @functools.wraps(func)
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                context, _ = prepare(args, kwargs)
+                context = prepare(args, kwargs)
                 token = _current.set(context) if _current.get() is not context else None
                 try:
                     return await func(*args, **kwargs)
@@ -117,7 +126,7 @@ def experiment(
 
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                context, _ = prepare(args, kwargs)
+                context = prepare(args, kwargs)
                 token = _current.set(context) if _current.get() is not context else None
                 try:
                     return func(*args, **kwargs)
@@ -157,12 +166,19 @@ def resolve(
 
 
 def _request_parameter(func: Callable[..., Any], signature: inspect.Signature) -> str | None:
+    """The parameter that receives the Starlette request: typed as one, or an untyped `request`."""
     hints = _hints(func)
     for name in signature.parameters:
         hint = hints.get(name)
-        if isinstance(hint, type) and hint.__name__ in {"Request", "HTTPConnection", "WebSocket"}:
+        if isinstance(hint, type) and any(c.__name__ in _CONNECTION_TYPES for c in hint.__mro__):
             return name
-    return "request" if "request" in signature.parameters else None
+    # `request: ChatRequest` (a FastAPI body named "request") is not the request.
+    untyped = signature.parameters.get("request")
+    return "request" if untyped is not None and untyped.annotation is inspect.Parameter.empty else None
+
+
+def _is_connection(value: Any) -> bool:
+    return isinstance(getattr(value, "scope", None), dict) and hasattr(value, "url")
 
 
 def _public_signature(
@@ -190,10 +206,21 @@ def _public_signature(
 
 
 def _hints(func: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved annotations; when one cannot be resolved, the others still are."""
     try:
         return typing.get_type_hints(func, include_extras=True)
     except Exception:
-        return {}
+        pass
+    hints: dict[str, Any] = {}
+    namespace = getattr(inspect.unwrap(func), "__globals__", {})
+    for name, annotation in getattr(func, "__annotations__", {}).items():
+        try:
+            # get_type_hints resolves any object's `__annotations__`: resolve this one alone.
+            holder = types.SimpleNamespace(__annotations__={name: annotation})
+            hints[name] = typing.get_type_hints(holder, globalns=namespace, include_extras=True)[name]
+        except Exception:
+            continue
+    return hints
 
 
 def _positional(args: tuple[Any, ...], signature: inspect.Signature, name: str) -> Any:

@@ -58,26 +58,33 @@ def _apply_seed_switches(data: dict[str, Any], env: Mapping[str, str], issues: l
     ml_intent = _flag(env, "ENABLE_ML_INTENT", issues)
     context_aware = _flag(env, "ENABLE_CONTEXT_AWARE", issues)
     ab_testing = _flag(env, "AB_TESTING_ENABLED", issues)
+    # Checked even while A/B testing is off: a typo must not wait for the day it is switched on.
+    share = _split(env, issues)
     if ml_intent is not None:
-        data.setdefault("intent", {})["enabled"] = ml_intent
+        _table(data, "intent")["enabled"] = ml_intent
     if context_aware is not None:
-        data.setdefault("routing", {})["attribute_rules"] = context_aware
+        _table(data, "routing")["attribute_rules"] = context_aware
     if ab_testing is False:
-        data.setdefault("routing", {})["split_rules"] = False
+        _table(data, "routing")["split_rules"] = False
+    if not ab_testing:
+        share = None
 
     engine = env.get("COORDINATOR_ENGINE", "").strip() or None
     default = env.get("TURNOUT_DEFAULT_ENGINE", "").strip() or None
-    share = _split(env, issues) if ab_testing else None
     if engine is None and default is None and share is None:
         return
     key = env.get("TURNOUT_FLAG", "").strip() or "coordinator"
-    flags = data.setdefault("flags", {})
+    flags = _table(data, "flags")
     flag = flags.setdefault(key, {"variants": list(SEED_ENGINES), "default": "legacy"})
+    if not (_is_list(flag, "variants") and _is_list(flag, "rules")):
+        return  # the file's own shape error is reported by validation
     variants = flag.setdefault("variants", list(SEED_ENGINES))
     for name, value in (("COORDINATOR_ENGINE", engine), ("TURNOUT_DEFAULT_ENGINE", default)):
         if value is not None and value not in variants:
             issues.append(
-                ConfigIssue(f"env.{name}", value, f"not a variant of flag {key!r}: {', '.join(variants)}")
+                ConfigIssue(
+                    f"env.{name}", value, f"not a variant of flag {key!r}: {', '.join(map(str, variants))}"
+                )
             )
             return
     baseline = default or flag.get("default") or "legacy"
@@ -88,9 +95,19 @@ def _apply_seed_switches(data: dict[str, Any], env: Mapping[str, str], issues: l
     treatment = engine or baseline
     percent = round((share if share is not None else DEFAULT_AB_SPLIT) * 100, 6)
     split = {baseline: 100.0} if treatment == baseline else {baseline: 100 - percent, treatment: percent}
-    rules = [rule for rule in flag.get("rules", []) if "split" not in rule]
+    rules = [rule for rule in flag.get("rules", []) if not isinstance(rule, dict) or "split" not in rule]
     rules.append({"name": "ab-test", "experiment": f"{key}-ab", "split": split})
     flag["rules"] = rules
+
+
+def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """`data[key]` as a table to write into; a scratch one if the file put something else there."""
+    table = data.setdefault(key, {})
+    return table if isinstance(table, dict) else {}
+
+
+def _is_list(flag: Any, key: str) -> bool:
+    return isinstance(flag, dict) and isinstance(flag.get(key, []), list)
 
 
 def _flag(env: Mapping[str, str], name: str, issues: list[ConfigIssue]) -> bool | None:

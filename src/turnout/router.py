@@ -62,7 +62,7 @@ class Turnout:
         self._watch = watch
         self._watch_interval_s = watch_interval_s
         self._watch_task: asyncio.Task[None] | None = None
-        self._mtime = self._path.stat().st_mtime if self._path is not None and self._path.exists() else None
+        self._file_stamp = _stamp(self._path) if self._path is not None and self._path.exists() else None
         self._snapshot = self._build(
             self._validate(config if config is not None else {}), str(path) if path else None
         )
@@ -98,8 +98,13 @@ class Turnout:
         )
 
     def _build(self, config: TurnoutConfig, source: str | None) -> _Snapshot:
-        flags = compile_flags(config, rollout_starts=self._rollout_starts, now=self._clock())
-        return _Snapshot(config, flags, self._engine_set(config), source)
+        # Rollout starts are committed only with the snapshot: a config that fails later in
+        # the build must not leave a start behind for a rollout that never went live.
+        starts = dict(self._rollout_starts)
+        flags = compile_flags(config, rollout_starts=starts, now=self._clock())
+        snapshot = _Snapshot(config, flags, self._engine_set(config), source)
+        self._rollout_starts = starts
+        return snapshot
 
     def _engine_set(self, config: TurnoutConfig) -> EngineSet:
         from turnout.config import EngineConfig
@@ -219,7 +224,12 @@ class Turnout:
         """`run_decision` for sync code and sync engines."""
         snapshot = self._snapshot
         engine, decision = snapshot.engines.resolve(decision, self._default_of(decision))
-        result, final = snapshot.engines.run(engine, decision, args, kwargs)
+        token = _current.set(ctx) if _current.get() is not ctx else None
+        try:
+            result, final = snapshot.engines.run(engine, decision, args, kwargs)
+        finally:
+            if token is not None:
+                _current.reset(token)
         ctx.decisions[decision.flag] = final
         return result
 
@@ -293,14 +303,16 @@ class Turnout:
         while True:
             await asyncio.sleep(self._watch_interval_s)
             try:
-                mtime = path.stat().st_mtime
-            except OSError as exc:
+                stamp = _stamp(path)
+                if stamp == self._file_stamp:
+                    continue
+                self._file_stamp = stamp
+                self.reload()
+            except TurnoutError:
+                pass  # reload() logged it; the old config stays until the file changes again
+            except Exception as exc:
+                # Whatever goes wrong, the watcher must keep running: count it and go on.
                 self.failures.record("config.watch", exc)
-                continue
-            if mtime != self._mtime:
-                self._mtime = mtime
-                with contextlib.suppress(ConfigError, TurnoutError):
-                    self.reload()
 
     # -- faces ---------------------------------------------------------------------------
 
@@ -315,3 +327,9 @@ class Turnout:
         from turnout.fastapi import choose
 
         return choose(self, flag)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """What tells a changed file: nanosecond mtime and size (size catches coarse-mtime filesystems)."""
+    info = path.stat()
+    return info.st_mtime_ns, info.st_size

@@ -34,7 +34,8 @@ def configure_logging(
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             add_trace_context,
-            structlog.processors.format_exc_info,
+            # The console renderer formats exceptions itself (and warns if this ran first).
+            *([structlog.processors.format_exc_info] if fmt == "json" else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
