@@ -12,6 +12,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
+from turnout.config import TurnoutConfig
 from turnout.errors import ConfigError, ConfigIssue
 
 SEED_ENGINES = ("legacy", "workflow", "langgraph")
@@ -43,6 +46,10 @@ def _apply_settings(data: dict[str, Any], env: Mapping[str, str], issues: list[C
                 ConfigIssue(f"env.{name}", env[name], f"unknown setting; sections: {', '.join(_SECTIONS)}")
             )
             continue
+        value, problem = _setting(parts, env[name])
+        if problem is not None:
+            issues.append(ConfigIssue(f"env.{name}", env[name], problem))
+            continue
         node = data
         for part in parts[:-1]:
             child = node.setdefault(part, {})
@@ -51,7 +58,7 @@ def _apply_settings(data: dict[str, Any], env: Mapping[str, str], issues: list[C
                 break
             node = child
         else:
-            node[parts[-1]] = _parse_value(env[name])
+            node[parts[-1]] = value
 
 
 def _apply_seed_switches(data: dict[str, Any], env: Mapping[str, str], issues: list[ConfigIssue]) -> None:
@@ -139,8 +146,28 @@ def _split(env: Mapping[str, str], issues: list[ConfigIssue]) -> float | None:
     return share
 
 
-def _parse_value(raw: str) -> Any:
+def _setting(parts: list[str], raw: str) -> tuple[Any, str | None]:
+    """The value a setting holds (JSON if it parses, else the text) or why it is invalid.
+
+    Checked on its own, so a bad value is reported at its variable, not at a config path
+    the user will not find in any file.
+    """
     try:
-        return json.loads(raw)
+        candidates = [json.loads(raw), raw]
     except ValueError:
-        return raw
+        candidates = [raw]
+    problem: str | None = None
+    for value in candidates:
+        tree: Any = value
+        for part in reversed(parts):
+            tree = {part: tree}
+        try:
+            TurnoutConfig.model_validate(tree)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            problem = problem or (
+                "unknown setting (check for a typo)" if error["type"] == "extra_forbidden" else error["msg"]
+            )
+            continue
+        return value, None
+    return None, problem
