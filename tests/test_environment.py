@@ -412,3 +412,16 @@ def test_a_misshapen_file_section_is_reported_not_crashed_on() -> None:
     issues = dict(env_issues({"ENABLE_ML_INTENT": "true", "COORDINATOR_ENGINE": "workflow"}, config))
     assert issues["intent"] == "yes"
     assert issues["flags.coordinator"] == "workflow"
+
+
+def test_coordinator_engine_alone_rolls_back_a_canary_from_the_file() -> None:
+    canary = json.loads(json.dumps(COORDINATOR_FILE))
+    canary["flags"]["coordinator"]["rules"].append(
+        {"name": "canary", "experiment": "wf", "split": {"legacy": 50, "workflow": 50}}
+    )
+    before = Turnout(canary, env={})
+    assert "workflow" in set(engines_for(before, USERS[:500]).values())
+    rolled_back = Turnout(canary, env={"COORDINATOR_ENGINE": "legacy"})
+    assert set(engines_for(rolled_back, USERS[:500]).values()) == {"legacy"}
+    premium = rolled_back.decide("coordinator", RoutingContext("u1", {"plan": "premium"}))
+    assert premium.reason is Reason.TARGETING_MATCH  # targeting rules stay (ENABLE_CONTEXT_AWARE)

@@ -95,14 +95,18 @@ def _apply_seed_switches(data: dict[str, Any], env: Mapping[str, str], issues: l
             )
             return
     baseline = default or flag.get("default") or "legacy"
+    # Either way the environment owns this flag's splits: as in the seed, COORDINATOR_ENGINE
+    # alone means "this engine", so it also rolls back a canary that a file defines.
+    rules = [rule for rule in flag.get("rules", []) if not isinstance(rule, dict) or "split" not in rule]
     if not ab_testing:
         flag["default"] = engine or baseline
+        if engine is not None:
+            flag["rules"] = rules
         return
     flag["default"] = baseline
     treatment = engine or baseline
     percent = round((share if share is not None else DEFAULT_AB_SPLIT) * 100, 6)
     split = {baseline: 100.0} if treatment == baseline else {baseline: 100 - percent, treatment: percent}
-    rules = [rule for rule in flag.get("rules", []) if not isinstance(rule, dict) or "split" not in rule]
     rules.append({"name": "ab-test", "experiment": f"{key}-ab", "split": split})
     flag["rules"] = rules
 
