@@ -1,0 +1,299 @@
+"""Per-component and per-experiment-variant request metrics, cumulative and per interval."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from enum import StrEnum
+from math import inf
+from time import perf_counter
+from typing import Any, ParamSpec, TypeVar, cast
+
+import structlog
+
+from turnout.telemetry.sketch import QuantileSketch
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+MAX_ERROR_TYPES = 50
+OTHER_ERRORS = "other"
+OVERFLOW_COMPONENT = "turnout.overflow"
+_QUANTILES = (0.5, 0.95, 0.99)
+_NO_VARIANTS: dict[str, _Series] = {}
+
+_log = structlog.get_logger("turnout.telemetry")
+
+
+class _Tally:
+    """Plain totals for one series over some stretch of time."""
+
+    __slots__ = ("count", "errors", "exposures", "failures", "max_ms", "sketch", "total_ms")
+
+    def __init__(self) -> None:
+        self.count = self.failures = self.exposures = 0
+        self.total_ms = self.max_ms = 0.0
+        self.sketch = QuantileSketch()
+        self.errors: dict[str, int] = {}
+
+    def fold(self, other: _Tally) -> _Tally:
+        self.count += other.count
+        self.failures += other.failures
+        self.exposures += other.exposures
+        self.total_ms += other.total_ms
+        self.max_ms = max(self.max_ms, other.max_ms)
+        self.sketch.merge(other.sketch)
+        for name, n in other.errors.items():
+            self.errors[name] = self.errors.get(name, 0) + n
+        return self
+
+    def figures(self, exposures: bool) -> dict[str, Any]:
+        n = self.count
+        p50, p95, p99 = (min(round(v, 3), self.max_ms) for v in self.sketch.quantiles(_QUANTILES))
+        out: dict[str, Any] = {"exposures": self.exposures} if exposures else {}
+        out["total_requests"] = n
+        out["success_rate"] = round((n - self.failures) / n, 6) if n else None
+        mean = round(self.total_ms / n, 3) if n else 0.0
+        out["latency_ms"] = {"mean": mean, "p50": p50, "p95": p95, "p99": p99, "max": round(self.max_ms, 3)}
+        out["errors"] = dict(sorted(self.errors.items()))
+        return out
+
+
+class _Series(_Tally):
+    """One component or variant: the live window (inherited fields) under a tiny lock, and the past."""
+
+    __slots__ = ("_base", "_lock", "_names")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._base = _Tally()
+        self._names: set[str] = set()
+
+    def record(self, latency_ms: float, ok: bool, error_type: str | None) -> None:
+        if not 0.0 <= latency_ms < inf:  # negative (clock skew), NaN or inf
+            latency_ms = 0.0
+        with self._lock:
+            self.count += 1
+            self.total_ms += latency_ms
+            if latency_ms > self.max_ms:  # noqa: PLR1730 - a call to max() costs more on the hot path
+                self.max_ms = latency_ms
+            self.sketch.add(latency_ms)
+            if not ok:
+                self._fail(error_type)
+
+    def _fail(self, error_type: str | None) -> None:
+        name = (error_type or "unknown")[:100]
+        if name not in self._names:
+            if len(self._names) >= MAX_ERROR_TYPES:
+                name = OTHER_ERRORS
+            else:
+                self._names.add(name)
+        self.failures += 1
+        self.errors[name] = self.errors.get(name, 0) + 1
+
+    def expose(self) -> None:
+        with self._lock:
+            self.exposures += 1
+
+    def take(self, reset_window: bool, exposures: bool) -> dict[str, Any]:
+        """Cumulative stats with a `window` object; callers serialise calls (registry lock)."""
+        window = _Tally()
+        with self._lock:
+            window.count, window.failures, window.exposures = self.count, self.failures, self.exposures
+            window.total_ms, window.max_ms = self.total_ms, self.max_ms
+            window.sketch = self.sketch.copy()
+            window.errors = self.errors if reset_window else dict(self.errors)
+            if reset_window:  # a copy and a zeroing of ≤ 19 KB: microseconds under the lock
+                self.sketch.reset()
+                self.errors = {}
+                self.count = self.failures = self.exposures = 0
+                self.total_ms = self.max_ms = 0.0
+        total = (self._base if reset_window else _Tally().fold(self._base)).fold(window)
+        out = total.figures(exposures)
+        out["window"] = window.figures(exposures)
+        return out
+
+
+class MetricsRegistry:
+    """Request metrics keyed by component name and by (experiment, variant)."""
+
+    def __init__(self, *, max_series: int = 1000) -> None:
+        self.max_series = max_series
+        self._components: dict[str, _Series] = {}
+        self._experiments: dict[str, dict[str, _Series]] = {}
+        self._flags: dict[str, str] = {}
+        self._create_lock = threading.Lock()
+        self._snapshot_lock = threading.Lock()
+
+    def record(self, component: str, latency_ms: float, ok: bool, error_type: str | None = None) -> None:
+        """Count one call of `component`: its latency and whether it succeeded."""
+        series = self._components.get(component)
+        if series is None:
+            series = self._create(None, "", component)
+        series.record(latency_ms, ok, error_type)
+
+    def record_variant(self, experiment: str, flag: str, variant: str, latency_ms: float, ok: bool,
+                       error_type: str | None = None) -> None:  # fmt: skip
+        """Count one request served by `variant` of `experiment`."""
+        series = self._experiments.get(experiment, _NO_VARIANTS).get(variant)
+        if series is None:
+            series = self._create(experiment, flag, variant)
+        series.record(latency_ms, ok, error_type)
+
+    def expose(self, experiment: str, flag: str, variant: str) -> None:
+        """Count one exposure of a user to `variant` of `experiment`."""
+        series = self._experiments.get(experiment, _NO_VARIANTS).get(variant)
+        if series is None:
+            series = self._create(experiment, flag, variant)
+        series.expose()
+
+    def measure(self, component: str) -> Measure:
+        """Time a block (`with`, `async with`) or every call of a function (decorator)."""
+        return Measure(self, component)
+
+    def snapshot(self, reset_window: bool = True) -> dict[str, Any]:
+        """`{"components": ..., "experiments": ...}` as in metrics.jsonl, without `status`."""
+        with self._snapshot_lock:
+            with self._create_lock:
+                components = sorted(self._components.items())
+                experiments = [(name, self._flags[name], sorted(variants.items()))
+                               for name, variants in sorted(self._experiments.items())]  # fmt: skip
+            return {
+                "components": {name: s.take(reset_window, False) for name, s in components},
+                "experiments": {
+                    name: {"flag": flag, "variants": {v: s.take(reset_window, True) for v, s in variants}}
+                    for name, flag, variants in experiments
+                },
+            }
+
+    def _create(self, experiment: str | None, flag: str, name: str) -> _Series:
+        """The series for a component (`experiment` None) or a variant, made on first use."""
+        with self._create_lock:
+            if experiment is None:
+                table = self._components
+            else:
+                table = self._experiments.setdefault(experiment, {})
+                self._flags.setdefault(experiment, flag)
+            series = table.get(name)
+            if series is not None:
+                return series
+            # Names that grow with traffic (ids passed as components) must not grow memory.
+            if len(self._components) + sum(map(len, self._experiments.values())) >= self.max_series:
+                if OVERFLOW_COMPONENT not in self._components:
+                    _log.warning("metrics_series_limit", max_series=self.max_series, first_dropped=name)
+                return self._components.setdefault(OVERFLOW_COMPONENT, _Series())
+            series = table[name] = _Series()
+            return series
+
+
+class Measure:
+    """Records the latency and outcome of a block or a function into one component.
+
+    An exception marks the call failed under its class name and is re-raised. One object may
+    be entered from many threads or tasks at once, and nested.
+    """
+
+    __slots__ = ("_component", "_registry", "_starts")
+
+    def __init__(self, registry: MetricsRegistry, component: str) -> None:
+        self._registry = registry
+        self._component = component
+        self._starts: ContextVar[tuple[float, ...]] = ContextVar("turnout_measure_starts", default=())
+
+    def __enter__(self) -> Measure:
+        self._starts.set((*self._starts.get(), perf_counter()))
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        starts = self._starts.get()
+        self._starts.set(starts[:-1])
+        self._done(starts[-1], exc_type)
+
+    async def __aenter__(self) -> Measure:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self.__exit__(exc_type)
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        done = self._done
+        if inspect.iscoroutinefunction(fn):
+            afn = cast(Callable[P, Awaitable[Any]], fn)
+
+            @functools.wraps(fn)
+            async def timed_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                start = perf_counter()
+                try:
+                    result = await afn(*args, **kwargs)
+                except BaseException as exc:
+                    done(start, type(exc))
+                    raise
+                done(start, None)
+                return result
+
+            return cast(Callable[P, R], timed_async)
+
+        @functools.wraps(fn)
+        def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+            start = perf_counter()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                done(start, type(exc))
+                raise
+            done(start, None)
+            return result
+
+        return timed
+
+    def _done(self, start: float, exc_type: type[BaseException] | None) -> None:
+        elapsed_ms = (perf_counter() - start) * 1000.0
+        error = None if exc_type is None else exc_type.__name__
+        self._registry.record(self._component, elapsed_ms, exc_type is None, error)
+
+
+class Health(StrEnum):
+    """How a component or variant is doing against its thresholds."""
+
+    HEALTHY = "healthy"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+_DEFAULTS = {"p99_ms_warning": 2000.0, "p99_ms_critical": 5000.0, "min_success_rate": 0.95,
+                       "critical_success_rate": 0.9, "min_samples": 20}  # fmt: skip
+
+
+def health(stats: Mapping[str, Any], thresholds: object | None = None) -> tuple[Health, str]:
+    """Judge one stats object (a component's, a variant's or a `window`): status and reason in words.
+
+    `thresholds`: any object with `_DEFAULTS`' attributes (a missing or None one takes the default),
+    e.g. a ThresholdsConfig. The success rate is only judged from `min_samples` requests on.
+    """
+    limit = {k: float(d if (v := getattr(thresholds, k, None)) is None else v) for k, d in _DEFAULTS.items()}
+    n = int(stats.get("total_requests", 0))
+    if n == 0:
+        return Health.HEALTHY, "no requests"
+    p99 = float(stats["latency_ms"]["p99"])
+    rate = float(stats["success_rate"])
+    critical: list[str] = []
+    warning: list[str] = []
+    if p99 > limit["p99_ms_critical"]:
+        critical.append(f"P99 {_ms(p99)} ms > {_ms(limit['p99_ms_critical'])} ms")
+    elif p99 > limit["p99_ms_warning"]:
+        warning.append(f"P99 {_ms(p99)} ms > {_ms(limit['p99_ms_warning'])} ms")
+    if n >= limit["min_samples"]:
+        if rate < limit["critical_success_rate"]:
+            critical.append(f"success rate {rate:.1%} < {limit['critical_success_rate']:.1%}")
+        elif rate < limit["min_success_rate"]:
+            warning.append(f"success rate {rate:.1%} < {limit['min_success_rate']:.1%}")
+    status = Health.CRITICAL if critical else Health.WARNING if warning else Health.HEALTHY
+    return status, "; ".join(critical + warning) or "within thresholds"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
