@@ -144,6 +144,7 @@ class ThresholdsConfig(_Model):
     p99_ms_critical: float = Field(default=5000.0, gt=0)
     min_success_rate: Fraction = 0.95
     critical_success_rate: Fraction = 0.9
+    min_samples: int = Field(default=20, ge=1)
 
 
 class TelemetryConfig(_Model):
@@ -155,6 +156,7 @@ class TelemetryConfig(_Model):
     jsonl_max_bytes: int = Field(default=50_000_000, ge=1024)
     jsonl_backups: int = Field(default=5, ge=0)
     exporter_timeout_s: Duration = 5.0
+    exporter_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     log_format: Literal["console", "json"] = "console"
     thresholds: ThresholdsConfig = ThresholdsConfig()
     components: dict[str, ThresholdsConfig] = Field(default_factory=dict)

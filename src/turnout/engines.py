@@ -4,69 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import importlib
 import inspect
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
 
-from turnout.config import EngineConfig
+from opentelemetry.trace import Span, StatusCode, Tracer
+
+from turnout.breaker import CircuitBreaker
+from turnout.config import EngineConfig, TurnoutConfig
 from turnout.decision import Decision, Reason
-from turnout.errors import CircuitOpenError, EngineNotFoundError, EngineTimeoutError, TurnoutError
+from turnout.errors import (
+    CircuitOpenError,
+    ConfigError,
+    ConfigIssue,
+    EngineNotFoundError,
+    EngineTimeoutError,
+    TurnoutError,
+)
 from turnout.failures import Failures
+from turnout.telemetry.tracing import ENGINE_SPAN, engine_attributes, mark_fallback
 from turnout.types import Clock, EngineCallable
 
-_CLOSED, _OPEN, _HALF_OPEN = "closed", "open", "half-open"
-
-
-class CircuitBreaker:
-    """Opens after `failures` consecutive failures; lets one trial call through after `reset_s`."""
-
-    __slots__ = ("_clock", "_failures", "_lock", "_opened_at", "_threshold", "reset_s", "state")
-
-    def __init__(self, failures: int, reset_s: float, clock: Clock) -> None:
-        self._threshold = failures
-        self.reset_s = reset_s
-        self._clock = clock
-        self._failures = 0
-        self._opened_at = 0.0
-        self._lock = threading.Lock()
-        self.state = _CLOSED
-
-    def allow(self) -> bool:
-        """Whether a call may go to the engine now."""
-        if self.state == _CLOSED:
-            return True
-        with self._lock:
-            if self.state == _OPEN and self._clock() - self._opened_at >= self.reset_s:
-                self.state = _HALF_OPEN
-                return True
-            return False
-
-    def succeeded(self) -> None:
-        """Record a success: the breaker closes."""
-        if self._failures or self.state != _CLOSED:
-            with self._lock:
-                self._failures = 0
-                self.state = _CLOSED
-
-    def failed(self) -> None:
-        """Record a failure; the threshold (or any failure while half-open) opens the breaker."""
-        with self._lock:
-            self._failures += 1
-            if self.state == _HALF_OPEN or self._failures >= self._threshold:
-                self.state = _OPEN
-                self._opened_at = self._clock()
-
-    def abandoned(self) -> None:
-        """A call ended without a verdict (cancelled): a half-open breaker lets the next call try."""
-        # Without this a cancelled trial call would leave the breaker half-open, refusing every call.
-        if self.state == _HALF_OPEN:
-            with self._lock:
-                if self.state == _HALF_OPEN:
-                    self.state = _OPEN
+if TYPE_CHECKING:
+    from turnout.telemetry.hub import Telemetry
 
 
 class Engine:
@@ -114,8 +80,11 @@ class Engine:
         if self.is_async:
             result = await self.func(*args, **kwargs)
         else:
-            # to_thread copies the contextvars, so current_context() works inside the engine.
-            result = await asyncio.to_thread(functools.partial(self.func, *args, **kwargs))
+            # Our own pool, not the loop's default one: a sync engine stuck past its timeout must
+            # not starve other to_thread users. Copying the context keeps current_context() working.
+            call = functools.partial(self.func, *args, **kwargs)
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(_sync_pool(), contextvars.copy_context().run, call)
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -172,9 +141,11 @@ class Engine:
 class EngineSet:
     """The engines of one config snapshot, and how a decision's engine is run."""
 
-    def __init__(self, engines: Mapping[str, Engine], failures: Failures) -> None:
+    def __init__(self, engines: Mapping[str, Engine], failures: Failures, telemetry: Telemetry) -> None:
         self.engines = dict(engines)
         self._failures = failures
+        self._metrics = telemetry.metrics
+        self._tracing = telemetry.tracing
 
     def resolve(self, decision: Decision, default: Decision) -> tuple[Engine, Decision]:
         """The engine for `decision`; a missing one is replaced by the flag default's (reason ERROR)."""
@@ -205,17 +176,34 @@ class EngineSet:
     ) -> tuple[Any, Decision]:
         """Run `engine`, walking its fallback chain on failure; returns (result, final decision)."""
         tried = {engine.name}
+        started = perf_counter()
+        first_error: str | None = None
         while True:
+            attempt = perf_counter()
+            tracer = self._tracing.tracer
             try:
-                return await engine.acall(args, kwargs), decision
+                if tracer is None:
+                    result = await engine.acall(args, kwargs)
+                else:
+                    with self._span(tracer, engine, decision, tried) as span:
+                        result = await engine.acall(args, kwargs)
+                        span.set_status(StatusCode.OK)
             except Exception as exc:
-                engine, decision = self._fallback(engine, decision, exc, tried)
+                self._metrics.record(f"engine.{engine.name}", _ms(attempt), False, type(exc).__name__)
+                first_error = first_error or type(exc).__name__
+                engine, decision = self._fallback(engine, decision, exc, tried, started, first_error)
+                continue
+            self._metrics.record(f"engine.{engine.name}", _ms(attempt), True)
+            self._record_variant(decision, started, first_error)
+            return result, decision
 
     def run(
         self, engine: Engine, decision: Decision, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> tuple[Any, Decision]:
         """The sync twin of `arun`; an async engine (chosen or fallback) raises `TurnoutError`."""
         tried = {engine.name}
+        started = perf_counter()
+        first_error: str | None = None
         cause: Exception | None = None
         while True:
             if engine.is_async:
@@ -224,21 +212,112 @@ class EngineSet:
                     f"engine {engine.name!r} is async and cannot run from sync code: "
                     "call it with `await` (e.g. `await engine(...)` instead of `engine.call_sync(...)`)"
                 ) from cause
+            attempt = perf_counter()
+            tracer = self._tracing.tracer
             try:
-                return engine.call(args, kwargs), decision
+                if tracer is None:
+                    result = engine.call(args, kwargs)
+                else:
+                    with self._span(tracer, engine, decision, tried) as span:
+                        result = engine.call(args, kwargs)
+                        span.set_status(StatusCode.OK)
             except Exception as exc:
                 cause = exc
-                engine, decision = self._fallback(engine, decision, exc, tried)
+                self._metrics.record(f"engine.{engine.name}", _ms(attempt), False, type(exc).__name__)
+                first_error = first_error or type(exc).__name__
+                engine, decision = self._fallback(engine, decision, exc, tried, started, first_error)
+                continue
+            self._metrics.record(f"engine.{engine.name}", _ms(attempt), True)
+            self._record_variant(decision, started, first_error)
+            return result, decision
+
+    @contextlib.contextmanager
+    def _span(self, tracer: Tracer, engine: Engine, decision: Decision, tried: set[str]) -> Iterator[Span]:
+        """The `turnout.engine` span of one attempt; a failure that falls back is marked on it."""
+        attributes = engine_attributes(engine.name, engine.version, decision)
+        with tracer.start_as_current_span(ENGINE_SPAN, attributes=attributes) as span:
+            try:
+                yield span
+            except Exception as exc:
+                target = self._fallback_target(engine, tried)
+                if target is not None:
+                    mark_fallback(span, engine.name, target.name, exc)
+                raise
+
+    def _record_variant(self, decision: Decision, started: float, error: str | None) -> None:
+        # A variant counts as failed when its own engine failed, even if a fallback served:
+        # that is what a canary's guardrails must see.
+        if decision.experiment is not None:
+            self._metrics.record_variant(
+                decision.experiment, decision.flag, decision.variant, _ms(started), error is None, error
+            )
+
+    def _fallback_target(self, engine: Engine, tried: set[str]) -> Engine | None:
+        target = self.engines.get(engine.fallback) if engine.fallback else None
+        return None if target is None or target.name in tried else target
 
     def _fallback(
-        self, engine: Engine, decision: Decision, exc: Exception, tried: set[str]
+        self, engine: Engine, decision: Decision, exc: Exception, tried: set[str], started: float, error: str
     ) -> tuple[Engine, Decision]:
         self._failures.record(f"engine.{engine.name}", exc, flag=decision.flag, variant=decision.variant)
-        target = self.engines.get(engine.fallback) if engine.fallback else None
-        if target is None or target.name in tried:
+        target = self._fallback_target(engine, tried)
+        if target is None:
+            self._record_variant(decision, started, error)
             raise exc
         tried.add(target.name)
         return target, decision.fallen_back(target.name, f"{engine.name}: {type(exc).__name__}: {exc}"[:300])
+
+
+def _ms(since: float) -> float:
+    return (perf_counter() - since) * 1000.0
+
+
+def build_engine_set(
+    config: TurnoutConfig,
+    code_engines: Mapping[str, tuple[EngineCallable, str | None]],
+    *,
+    failures: Failures,
+    telemetry: Telemetry,
+    clock: Clock,
+    previous: EngineSet | None = None,
+) -> EngineSet:
+    """Engines from code and config (targets, plugins); a bad target or plugin is a ConfigError.
+
+    An engine whose breaker settings did not change keeps its breaker from `previous`, so a
+    reload does not close a breaker that is open for good reason.
+    """
+    engines: dict[str, Engine] = {}
+    issues: list[ConfigIssue] = []
+    for name in {**config.engines, **code_engines}:
+        settings = config.engines.get(name, EngineConfig())
+        func, version = code_engines.get(name, (None, None))
+        try:
+            if func is None and settings.target:
+                func = import_target(settings.target)
+            elif func is None and settings.plugin:
+                from turnout.plugins import load_engine_plugin
+
+                func = load_engine_plugin(settings.plugin, settings.options)
+        except TurnoutError as exc:
+            field = "target" if settings.target else "plugin"
+            issues.append(ConfigIssue(f"engines.{name}.{field}", getattr(settings, field), str(exc)))
+            continue
+        if func is None:
+            continue
+        version = version or settings.version or str(getattr(func, "version", "") or "0")
+        engine = Engine(name, func, version=version, settings=settings, clock=clock)
+        old = previous.engines.get(name) if previous is not None else None
+        if old is not None and _same_breaker(old, engine):
+            engine.breaker = old.breaker
+        engines[name] = engine
+    if issues:
+        raise ConfigError(issues)
+    return EngineSet(engines, failures, telemetry)
+
+
+def _same_breaker(old: Engine, new: Engine) -> bool:
+    a, b = old.breaker, new.breaker
+    return a is not None and b is not None and (a.threshold, a.reset_s) == (b.threshold, b.reset_s)
 
 
 def import_target(target: str) -> Any:
@@ -269,6 +348,7 @@ def _is_async(func: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))  # noqa: B004
 
 
+_POOL_SIZE = 64
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -278,5 +358,5 @@ def _sync_pool() -> concurrent.futures.ThreadPoolExecutor:
     global _pool  # noqa: PLW0603
     with _pool_lock:
         if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="turnout-engine")
+            _pool = concurrent.futures.ThreadPoolExecutor(_POOL_SIZE, thread_name_prefix="turnout-engine")
         return _pool

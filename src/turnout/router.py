@@ -6,25 +6,32 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
+from opentelemetry.trace import StatusCode
 
 from turnout.config import TurnoutConfig, load_file, validate_config
 from turnout.context import RoutingContext, _current, current_context
 from turnout.decision import Decision, Reason
-from turnout.engines import Engine, EngineSet, import_target
+from turnout.engines import Engine, EngineSet, build_engine_set
 from turnout.environment import apply_environment
-from turnout.errors import ConfigError, ConfigIssue, TurnoutError
+from turnout.errors import ConfigError, TurnoutError
 from turnout.failures import Failures
 from turnout.flags import CompiledFlag, compile_flags
-from turnout.types import Classifier, Clock, EngineCallable, Intent, NoOpClassifier
+from turnout.telemetry.hub import Telemetry
+from turnout.telemetry.metrics import Measure, MetricsRegistry
+from turnout.telemetry.tracing import INTENT_SPAN
+from turnout.types import ASGIApp, Classifier, Clock, EngineCallable, Intent, NoOpClassifier
 
 if TYPE_CHECKING:
-    from turnout.engines import Engine as _Engine
+    from opentelemetry.trace import TracerProvider
+
+    from turnout.telemetry.exporters import Exporter
 
 F = TypeVar("F", bound=EngineCallable)
 _log = structlog.get_logger("turnout")
@@ -51,8 +58,15 @@ class Turnout:
         env: Mapping[str, str] | None = None,
         watch: bool = False,
         watch_interval_s: float = 2.0,
+        tracer_provider: TracerProvider | None = None,
+        exporters: Sequence[Exporter] = (),
     ) -> None:
+        from turnout import __version__
+
         self.failures = Failures()
+        self.telemetry = Telemetry(
+            self.failures, tracer_provider=tracer_provider, exporters=exporters, version=__version__
+        )
         self._clock = clock
         self._classifier: Classifier = classifier or NoOpClassifier()
         self._code_engines: dict[str, tuple[EngineCallable, str | None]] = {}
@@ -107,30 +121,15 @@ class Turnout:
         return snapshot
 
     def _engine_set(self, config: TurnoutConfig) -> EngineSet:
-        from turnout.config import EngineConfig
-
-        engines: dict[str, Engine] = {}
-        issues: list[ConfigIssue] = []
-        for name in {**config.engines, **self._code_engines}:
-            settings = config.engines.get(name, EngineConfig())
-            func, version = self._code_engines.get(name, (None, None))
-            try:
-                if func is None and settings.target:
-                    func = import_target(settings.target)
-                elif func is None and settings.plugin:
-                    from turnout.plugins import load_engine_plugin
-
-                    func = load_engine_plugin(settings.plugin, settings.options)
-            except TurnoutError as exc:
-                field = "target" if settings.target else "plugin"
-                issues.append(ConfigIssue(f"engines.{name}.{field}", getattr(settings, field), str(exc)))
-                continue
-            if func is not None:
-                version = version or settings.version or str(getattr(func, "version", "") or "0")
-                engines[name] = Engine(name, func, version=version, settings=settings, clock=self._clock)
-        if issues:
-            raise ConfigError(issues)
-        return EngineSet(engines, self.failures)
+        previous = self._snapshot.engines if hasattr(self, "_snapshot") else None
+        return build_engine_set(
+            config,
+            self._code_engines,
+            failures=self.failures,
+            telemetry=self.telemetry,
+            clock=self._clock,
+            previous=previous,
+        )
 
     def reload(self, config: TurnoutConfig | Mapping[str, Any] | str | Path | None = None) -> TurnoutConfig:
         """Swap in a new config atomically; if it does not validate, the old one stays and this raises."""
@@ -176,7 +175,7 @@ class Turnout:
         )
 
     @property
-    def engines(self) -> Mapping[str, _Engine]:
+    def engines(self) -> Mapping[str, Engine]:
         """The engines available now, by name."""
         return self._snapshot.engines.engines
 
@@ -189,11 +188,19 @@ class Turnout:
         if compiled is None:
             self.failures.record("decide", KeyError(flag), flag=flag)
             return Decision(flag, "", None, Reason.ERROR, error=f"unknown flag {flag!r}")
+        started = perf_counter()
         try:
             decision = compiled.evaluate(ctx, self._clock(), self._intent_view)
         except Exception as exc:
             self.failures.record("decide", exc, flag=flag)
             decision = compiled.error(f"{type(exc).__name__}: {exc}")
+        telemetry = self.telemetry
+        telemetry.metrics.record(
+            "decide", (perf_counter() - started) * 1000.0, decision.reason is not Reason.ERROR
+        )
+        telemetry.tracing.record_evaluation(decision, ctx.targeting_key)
+        if decision.experiment is not None:
+            telemetry.metrics.expose(decision.experiment, flag, decision.variant)
         ctx.decisions[flag] = decision
         return decision
 
@@ -254,11 +261,34 @@ class Turnout:
         settings = self._snapshot.config.intent
         if not text or not text.strip():
             return Intent(settings.unknown_label, 0.0)
+        tracer = self.telemetry.tracing.tracer
+        if tracer is None:
+            return self._predict(text[: settings.max_chars])
+        with tracer.start_as_current_span(INTENT_SPAN, attributes={"turnout.text_length": len(text)}) as span:
+            intent = self._predict(text[: settings.max_chars])
+            span.set_attributes(
+                {"turnout.intent": intent.label, "turnout.intent.confidence": intent.confidence}
+            )
+            if intent.raw_label is not None:
+                span.set_attribute("turnout.intent.raw", intent.raw_label)
+            span.set_status(StatusCode.OK)
+            return intent
+
+    def _predict(self, text: str) -> Intent:
+        settings = self._snapshot.config.intent
+        started = perf_counter()
         try:
-            return self._classifier.predict(text[: settings.max_chars])
+            intent = self._classifier.predict(text)
         except Exception as exc:
             self.failures.record("intent.classify", exc)
+            self.telemetry.metrics.record(
+                "intent.classify", (perf_counter() - started) * 1000.0, False, type(exc).__name__
+            )
             return Intent(settings.unknown_label, 0.0)
+        self.telemetry.metrics.record("intent.classify", (perf_counter() - started) * 1000.0, True)
+        if intent.confidence < settings.min_confidence and intent.label != settings.unknown_label:
+            return Intent(settings.unknown_label, intent.confidence, intent.raw_label or intent.label)
+        return intent
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -278,14 +308,16 @@ class Turnout:
                 )
         if self._watch and self._path is not None and self._watch_task is None:
             self._watch_task = asyncio.create_task(self._watch_file(), name="turnout-watch")
+        await self.telemetry.start(snapshot.config.telemetry)
 
     async def stop(self) -> None:
-        """Stop background work."""
+        """Stop background work; exporters get a final snapshot."""
         task, self._watch_task = self._watch_task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.telemetry.stop()
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object) -> AsyncIterator[dict[str, Any]]:
@@ -313,6 +345,21 @@ class Turnout:
             except Exception as exc:
                 # Whatever goes wrong, the watcher must keep running: count it and go on.
                 self.failures.record("config.watch", exc)
+
+    # -- telemetry -----------------------------------------------------------------------
+
+    @property
+    def metrics(self) -> MetricsRegistry:
+        """Per-component and per-variant request metrics."""
+        return self.telemetry.metrics
+
+    def measure(self, component: str) -> Measure:
+        """Record latency and success of a block or function as `component` (`with` or decorator)."""
+        return self.telemetry.metrics.measure(component)
+
+    def metrics_app(self) -> ASGIApp:
+        """Prometheus' `/metrics` endpoint as an ASGI app: `app.mount("/metrics", turnout.metrics_app())`."""
+        return self.telemetry.metrics_app()
 
     # -- faces ---------------------------------------------------------------------------
 

@@ -1,0 +1,141 @@
+"""`Telemetry`: the metrics registry, tracing and the snapshot loop of one Turnout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.trace import TracerProvider
+
+from turnout.config import TelemetryConfig, ThresholdsConfig
+from turnout.failures import Failures
+from turnout.plugins import load_plugin
+from turnout.telemetry.exporters import Exporter, JsonlExporter, LoggingExporter
+from turnout.telemetry.logs import configure_logging
+from turnout.telemetry.loop import SnapshotLoop
+from turnout.telemetry.metrics import MetricsRegistry, health
+from turnout.telemetry.snapshot import MetricsSnapshot, snapshot_from
+from turnout.telemetry.tracing import Tracing
+from turnout.types import ASGIApp
+
+
+class Telemetry:
+    """Everything turnout measures: per-component and per-variant metrics, spans, exporters."""
+
+    def __init__(
+        self,
+        failures: Failures,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        exporters: Sequence[Exporter] = (),
+        version: str = "",
+    ) -> None:
+        self.failures = failures
+        self.metrics = MetricsRegistry()
+        self.tracing = Tracing(tracer_provider, version=version)
+        self._extra = list(exporters)
+        self._loop: SnapshotLoop | None = None
+        self._prometheus: Any = None
+        self.config = TelemetryConfig()
+
+    @property
+    def exporters(self) -> list[Exporter]:
+        """The exporters of the running snapshot loop (empty before start)."""
+        return self._loop.exporters if self._loop is not None else []
+
+    def live(self) -> dict[str, Any]:
+        """Cumulative figures now, with health, without closing the current window."""
+        return self._judged(self.metrics.snapshot(reset_window=False))
+
+    def take(self) -> MetricsSnapshot:
+        """A snapshot for exporters: closes the current window."""
+        data = self._judged(self.metrics.snapshot(reset_window=True))
+        return snapshot_from(
+            data, interval_s=self.config.snapshot_interval_s, failures=self.failures.snapshot()
+        )
+
+    def _judged(self, data: dict[str, Any]) -> dict[str, Any]:
+        for name, stats in data.get("components", {}).items():
+            _judge(stats, self._thresholds(name))
+        for experiment in data.get("experiments", {}).values():
+            for stats in experiment.get("variants", {}).values():
+                _judge(stats, self.config.thresholds)
+        return data
+
+    def _thresholds(self, component: str) -> ThresholdsConfig:
+        return self.config.components.get(component, self.config.thresholds)
+
+    async def start(self, config: TelemetryConfig) -> None:
+        """Configure logging (unless the app did) and start the snapshot loop."""
+        self.config = config
+        configure_logging(config.log_format)
+        if self._loop is not None:
+            return
+        exporters = [*build_exporters(config, self), *self._extra]
+        self._loop = SnapshotLoop(
+            self.take,
+            exporters,
+            interval_s=config.snapshot_interval_s,
+            timeout_s=config.exporter_timeout_s,
+            failures=self.failures,
+        )
+        self._loop.start()
+
+    async def stop(self) -> None:
+        """Stop the loop after a final snapshot."""
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            await loop.stop()
+
+    async def publish(self) -> MetricsSnapshot | None:
+        """Take and export a snapshot now (the loop must be running)."""
+        return await self._loop.publish() if self._loop is not None else None
+
+    def prometheus(self) -> Any:
+        """The Prometheus exporter over live figures (created on first use)."""
+        if self._prometheus is None:
+            from turnout.telemetry.prometheus import PrometheusExporter
+
+            self._prometheus = PrometheusExporter(self.live)
+        return self._prometheus
+
+    def metrics_app(self) -> ASGIApp:
+        """An ASGI app serving Prometheus' text format; mount it at /metrics."""
+        app: ASGIApp = self.prometheus().asgi_app()
+        return app
+
+
+def build_exporters(config: TelemetryConfig, telemetry: Telemetry) -> list[Exporter]:
+    """Exporters named in config: jsonl, logging, prometheus, otel, or `turnout.exporters` plugins."""
+    built: list[Exporter] = []
+    factories: Mapping[str, Callable[[], Exporter]] = {
+        "jsonl": lambda: JsonlExporter(
+            config.jsonl_path, max_bytes=config.jsonl_max_bytes, backups=config.jsonl_backups
+        ),
+        "logging": LoggingExporter,
+        "prometheus": telemetry.prometheus,
+        "otel": lambda: _otel(telemetry),
+    }
+    for name in config.exporters:
+        factory = factories.get(name)
+        if factory is not None:
+            built.append(factory())
+        else:
+            plugin = load_plugin("turnout.exporters", name)
+            built.append(plugin(**config.exporter_options.get(name, {})))
+    return built
+
+
+def _otel(telemetry: Telemetry) -> Exporter:
+    from turnout.telemetry.otel import OtelExporter
+
+    return OtelExporter(telemetry.live)
+
+
+def _judge(stats: dict[str, Any], thresholds: ThresholdsConfig) -> None:
+    status, reason = health(stats, thresholds)
+    stats["status"], stats["status_reason"] = status.value, reason
+    window = stats.get("window")
+    if isinstance(window, dict):
+        status, reason = health(window, thresholds)
+        window["status"], window["status_reason"] = status.value, reason
