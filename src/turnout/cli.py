@@ -24,9 +24,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--users", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
 
+    commands.add_parser("plugins", help="list installed plugins: group, name, distribution, version")
+
+    dash = commands.add_parser("dashboard", help="per-engine and per-variant metrics from metrics.jsonl")
+    dash.add_argument("path", nargs="?", default="logs/metrics.jsonl")
+    dash.add_argument("--since", help="only the last N (e.g. 30m, 24h, 7d), from per-interval windows")
+    dash.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    dash.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes with --watch")
+    dash.add_argument("--config", type=Path, help="a turnout config whose health thresholds to use")
+
     args = parser.parse_args(argv)
     if args.command == "validate":
         return _validate(args.file, use_env=args.env)
+    if args.command == "plugins":
+        return _plugins()
+    if args.command == "dashboard":
+        return _dashboard(args)
     from turnout.demo import run_demo
 
     return run_demo(users=args.users, seed=args.seed)
@@ -52,6 +65,42 @@ def _validate(path: Path, *, use_env: bool) -> int:
         return 1
     print(summary(config, str(path)))
     return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from turnout.dashboard import dashboard_main
+
+    telemetry = None
+    if args.config is not None:
+        try:
+            telemetry = validate_config(load_file(args.config), source=str(args.config)).telemetry
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    return dashboard_main(args.path, args.since, args.watch, args.interval, telemetry=telemetry)
+
+
+def _plugins() -> int:
+    from turnout.plugins import DISABLE_ENV, autoload_enabled, installed_plugins
+
+    infos = installed_plugins()
+    if not infos:
+        print("no turnout plugins installed (groups: turnout.engines, .exporters, .sinks, .classifiers)")
+        return 0
+    header = ("group", "name", "distribution", "version", "loads")
+    rows = [
+        (i.group, i.name, i.distribution, i.version, "yes" if i.loads else f"NO: {i.error}") for i in infos
+    ]
+    widths = [max(len(str(row[c])) for row in [header, *rows]) for c in range(4)]
+    for row in [header, *rows]:
+        print(
+            "  ".join(str(cell).ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+            + "  "
+            + row[4]
+        )
+    if not autoload_enabled():
+        print(f"\nnote: {DISABLE_ENV}=1 — configs cannot use these by name")
+    return 0 if all(i.loads for i in infos) else 1
 
 
 def summary(config: TurnoutConfig, source: str) -> str:

@@ -199,6 +199,13 @@ class RoutingConfig(_Model):
     split_rules: bool = True
 
 
+class PluginsConfig(_Model):
+    """Plugin discovery: switch it off, or hide plugins by name (or `group:name`)."""
+
+    autoload: bool = True
+    block: list[str] = Field(default_factory=list)
+
+
 class TurnoutConfig(_Model):
     """The whole configuration."""
 
@@ -209,6 +216,7 @@ class TurnoutConfig(_Model):
     telemetry: TelemetryConfig = TelemetryConfig()
     events: EventsConfig = EventsConfig()
     http: HttpConfig = HttpConfig()
+    plugins: PluginsConfig = PluginsConfig()
 
 
 def validate_config(data: Mapping[str, Any], *, source: str | None = None) -> TurnoutConfig:

@@ -103,8 +103,18 @@ async def _drive(app: Any, users: int, seed: int) -> tuple[Counter[tuple[str, st
 def run_demo(*, users: int = 2000, seed: int = 7) -> int:
     """Route `users` synthetic users twice (to show stickiness) and print what happened."""
     turnout, app = build(failure_rate=0.05, seed=seed)
-    by_plan, moved, elapsed = asyncio.run(_drive(app, users, seed))
-    print(f"turnout demo: {users} users x 2 requests through TurnoutMiddleware + @experiment ({elapsed:.1f}s)\n")
+
+    async def drive() -> tuple[Counter[tuple[str, str]], int, float]:
+        await turnout.start()
+        try:
+            return await _drive(app, users, seed)
+        finally:
+            await turnout.stop()
+
+    by_plan, moved, elapsed = asyncio.run(drive())
+    print(
+        f"turnout demo: {users} users x 2 requests through TurnoutMiddleware + @experiment ({elapsed:.1f}s)\n"
+    )
     variants = ("legacy", "workflow", "langgraph")
     print(f"{'plan':<12}" + "".join(f"{v:>12}" for v in variants))
     for plan in sorted({p for p, _ in by_plan}):

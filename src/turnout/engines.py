@@ -297,7 +297,12 @@ def build_engine_set(
             elif func is None and settings.plugin:
                 from turnout.plugins import load_engine_plugin
 
-                func = load_engine_plugin(settings.plugin, settings.options)
+                func = load_engine_plugin(
+                    settings.plugin,
+                    settings.options,
+                    block=config.plugins.block,
+                    autoload=config.plugins.autoload,
+                )
         except TurnoutError as exc:
             field = "target" if settings.target else "plugin"
             issues.append(ConfigIssue(f"engines.{name}.{field}", getattr(settings, field), str(exc)))

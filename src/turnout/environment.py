@@ -19,7 +19,7 @@ from turnout.errors import ConfigError, ConfigIssue
 
 SEED_ENGINES = ("legacy", "workflow", "langgraph")
 DEFAULT_AB_SPLIT = 0.1
-_SECTIONS = ("routing", "intent", "telemetry", "events", "http")
+_SECTIONS = ("routing", "intent", "telemetry", "events", "http", "plugins")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 

@@ -308,7 +308,7 @@ class Turnout:
                 )
         if self._watch and self._path is not None and self._watch_task is None:
             self._watch_task = asyncio.create_task(self._watch_file(), name="turnout-watch")
-        await self.telemetry.start(snapshot.config.telemetry)
+        await self.telemetry.start(snapshot.config.telemetry, snapshot.config.plugins)
 
     async def stop(self) -> None:
         """Stop background work; exporters get a final snapshot."""

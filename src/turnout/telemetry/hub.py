@@ -7,9 +7,9 @@ from typing import Any
 
 from opentelemetry.trace import TracerProvider
 
-from turnout.config import TelemetryConfig, ThresholdsConfig
+from turnout.config import PluginsConfig, TelemetryConfig, ThresholdsConfig
 from turnout.failures import Failures
-from turnout.plugins import load_plugin
+from turnout.plugins import build_plugin
 from turnout.telemetry.exporters import Exporter, JsonlExporter, LoggingExporter
 from turnout.telemetry.logs import configure_logging
 from turnout.telemetry.loop import SnapshotLoop
@@ -65,13 +65,13 @@ class Telemetry:
     def _thresholds(self, component: str) -> ThresholdsConfig:
         return self.config.components.get(component, self.config.thresholds)
 
-    async def start(self, config: TelemetryConfig) -> None:
+    async def start(self, config: TelemetryConfig, plugins: PluginsConfig | None = None) -> None:
         """Configure logging (unless the app did) and start the snapshot loop."""
         self.config = config
         configure_logging(config.log_format)
         if self._loop is not None:
             return
-        exporters = [*build_exporters(config, self), *self._extra]
+        exporters = [*build_exporters(config, self, plugins or PluginsConfig()), *self._extra]
         self._loop = SnapshotLoop(
             self.take,
             exporters,
@@ -105,7 +105,7 @@ class Telemetry:
         return app
 
 
-def build_exporters(config: TelemetryConfig, telemetry: Telemetry) -> list[Exporter]:
+def build_exporters(config: TelemetryConfig, telemetry: Telemetry, plugins: PluginsConfig) -> list[Exporter]:
     """Exporters named in config: jsonl, logging, prometheus, otel, or `turnout.exporters` plugins."""
     built: list[Exporter] = []
     factories: Mapping[str, Callable[[], Exporter]] = {
@@ -121,8 +121,12 @@ def build_exporters(config: TelemetryConfig, telemetry: Telemetry) -> list[Expor
         if factory is not None:
             built.append(factory())
         else:
-            plugin = load_plugin("turnout.exporters", name)
-            built.append(plugin(**config.exporter_options.get(name, {})))
+            options = config.exporter_options.get(name, {})
+            built.append(
+                build_plugin(
+                    "turnout.exporters", name, options, block=plugins.block, autoload=plugins.autoload
+                )
+            )
     return built
 
 

@@ -1,0 +1,240 @@
+"""`turnout dashboard`: per-component and per-variant health from metrics.jsonl, drawn with rich."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from turnout.config import TelemetryConfig
+from turnout.dashboard_data import Dashboard, Experiment, Figures, MetricsReader
+from turnout.errors import MissingExtraError
+
+if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+    from rich.table import Table
+    from rich.text import Text
+
+__all__ = ["dashboard_main", "render"]
+
+_STATUS = {
+    "healthy": ("✅ Healthy", "green"),
+    "warning": ("⚠️ Warning", "yellow"),
+    "critical": ("🔴 Critical", "bold red"),
+    "idle": ("💤 No requests", "dim"),
+}
+_LATENCY = (("Mean", "mean"), ("P50", "p50"), ("P95", "p95"), ("P99", "p99"))
+_TABLE_MIN_WIDTH = 110  # below this the components are listed one under another, as in seed 003
+
+
+def dashboard_main(
+    path: str,
+    since: str | None,
+    watch: bool,
+    interval_s: float = 2.0,
+    console: Console | None = None,
+    *,
+    telemetry: TelemetryConfig | None = None,
+    now: Callable[[], datetime] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    max_refreshes: int | None = None,
+) -> int:
+    """Show the dashboard once (exit 1 if there is nothing to show) or, with `watch`, until Ctrl-C.
+
+    `telemetry` supplies health thresholds (defaults otherwise); `now`, `sleep` and
+    `max_refreshes` exist so tests can drive the clock and the watch loop.
+    """
+    _require_rich()
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    console = console or Console()
+    if interval_s <= 0:
+        console.print(
+            Text(f"turnout dashboard: invalid interval {interval_s}: must be positive", style="red")
+        )
+        return 2
+    try:
+        reader = MetricsReader(path, since=since, now=now, telemetry=telemetry)
+    except ValueError as exc:
+        console.print(Text(f"turnout dashboard: invalid --since {since!r}: {exc}", style="red"))
+        return 2
+    if not watch:
+        dashboard = reader.read(final=True)
+        console.print(render(dashboard))
+        return 0 if dashboard.ok else 1
+    refreshes = 1
+    try:
+        with Live(render(reader.read(final=False), watching=interval_s), console=console) as live:
+            while max_refreshes is None or refreshes < max_refreshes:
+                sleep(interval_s)
+                live.update(render(reader.read(final=False), watching=interval_s), refresh=True)
+                refreshes += 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def render(dashboard: Dashboard, *, watching: float | None = None) -> RenderableType:
+    """The whole dashboard as one rich renderable: header, tables, footnotes."""
+    _require_rich()
+    from rich.console import Group
+    from rich.text import Text
+
+    scope = f"last {dashboard.since}" if dashboard.since else "since process start"
+    parts: list[RenderableType] = [Text(f"📊 TURNOUT METRICS DASHBOARD ({scope})", style="bold")]
+    if dashboard.problem:
+        parts.append(Text(dashboard.problem, style="yellow"))
+    else:
+        parts.append(Text(_describe_sources(dashboard), style="dim"))
+        if dashboard.components:
+            parts.append(_Components(dashboard))
+        parts += [_experiment_table(name, exp) for name, exp in dashboard.experiments.items()]
+    parts += [Text(note, style="dim") for note in _footnotes(dashboard)]
+    if watching is not None:
+        parts.append(Text(f"Refreshing every {watching:g}s; Ctrl-C to quit.", style="dim"))
+    return Group(*parts)
+
+
+def _describe_sources(dashboard: Dashboard) -> str:
+    count, newest = len(dashboard.processes), max(dashboard.processes.values())
+    processes = f"{count} process{'es' if count != 1 else ''}"
+    what = (
+        f"{dashboard.snapshots:,} snapshot{_s(dashboard.snapshots)}"
+        if dashboard.since
+        else "newest snapshot of each process"
+    )
+    return f"{dashboard.path}: {what}, {processes}, as of {_time(newest)}"
+
+
+class _Components:
+    """A table of components on a wide terminal, a list like seed 003's on a narrow one."""
+
+    def __init__(self, dashboard: Dashboard) -> None:
+        self.components = dashboard.components
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if options.max_width >= _TABLE_MIN_WIDTH:
+            yield self._table()
+            return
+        from rich.text import Text
+
+        for name, figures in self.components.items():
+            yield Text.assemble("📈 ", (name, "bold cyan"))
+            yield Text(f"   Total Requests: {_int(figures.total_requests)}")
+            yield Text(f"   Success Rate:   {_rate(figures.success_rate)}")
+            yield Text("   Latency:")
+            for label, key in _LATENCY:
+                yield Text(f"     {label + ':':<5} {_ms(getattr(figures.latency, key))}")
+            yield Text.assemble("   Status: ", _status(figures))
+            if figures.errors:
+                yield Text.assemble("   Errors: ", _errors(figures))
+
+    def _table(self) -> Table:
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(title="Components", title_justify="left", title_style="bold")
+        table.add_column("Component", style="bold cyan", no_wrap=True)
+        for heading in ("Requests", "Success", *(label for label, _ in _LATENCY)):
+            table.add_column(heading, justify="right", no_wrap=True)
+        table.add_column("Status", min_width=14)
+        show_errors = any(figures.errors for figures in self.components.values())
+        if show_errors:
+            table.add_column("Errors", max_width=30)
+        for name, figures in self.components.items():
+            cells: list[str | Text] = [Text(name), _int(figures.total_requests), _rate(figures.success_rate)]
+            cells += [_ms(getattr(figures.latency, key)) for _, key in _LATENCY]
+            cells += [_status(figures), _errors(figures)] if show_errors else [_status(figures)]
+            table.add_row(*cells)
+        return table
+
+
+def _experiment_table(name: str, experiment: Experiment) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    flag = f" (flag {experiment.flag})" if experiment.flag else ""
+    table = Table(title=Text(f"🧪 {name}{flag}"), title_justify="left", title_style="bold")
+    table.add_column("", style="bold")
+    variants = experiment.variants
+    for variant in variants:
+        table.add_column(Text(variant), justify="right", header_style="bold cyan", max_width=32)
+    rows: list[tuple[str, Callable[[Figures], str | Text]]] = [
+        ("Exposures", lambda f: "—" if f.exposures is None else _int(f.exposures)),
+        ("Requests", lambda f: _int(f.total_requests)),
+        ("Success", lambda f: _rate(f.success_rate)),
+        *((label, lambda f, key=key: _ms(getattr(f.latency, key))) for label, key in _LATENCY),
+        ("Status", _status),
+        ("Errors", _errors),
+    ]
+    for label, cell in rows:
+        table.add_row(label, *(cell(figures) for figures in variants.values()))
+    return table
+
+
+def _footnotes(dashboard: Dashboard) -> list[str]:
+    notes = []
+    if dashboard.ok and dashboard.estimated_percentiles:
+        merged = "windows" if dashboard.since else "processes"
+        notes.append(
+            f"P50/P95/P99 merged from several {merged} are estimates: each one's distribution is"
+            " interpolated through its percentiles and mixed by request count (mean, success and"
+            " counts are exact)."
+        )
+    if dashboard.malformed:
+        lines = ", ".join(str(n) for n in dashboard.malformed_lines)
+        more = ", …" if dashboard.malformed > len(dashboard.malformed_lines) else ""
+        notes.append(
+            f"{dashboard.malformed:,} malformed line{_s(dashboard.malformed)} skipped"
+            f" (line{_s(dashboard.malformed)} {lines}{more})."
+        )
+    return notes
+
+
+def _status(figures: Figures) -> Text:
+    from rich.text import Text
+
+    label, style = _STATUS.get(figures.status or "", (f"❔ {figures.status}", "magenta"))
+    reason = f" ({figures.status_reason})" if figures.status_reason else ""
+    return Text(label + reason, style=style)
+
+
+def _errors(figures: Figures) -> Text:
+    from rich.text import Text
+
+    ranked = sorted(figures.errors.items(), key=lambda item: (-item[1], item[0]))
+    shown = ", ".join(f"{kind} {count:,}" for kind, count in ranked[:2])
+    return Text(shown + (", …" if len(ranked) > 2 else ""))
+
+
+def _int(value: int) -> str:
+    return f"{value:,}"
+
+
+def _rate(value: float | None) -> str:
+    if value is None:
+        return "—"
+    # 99.96 % must not read as a perfect 100.0 %.
+    return "99.9%" if 0.999 <= value < 1 else f"{value:.1%}"
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f}ms"
+
+
+def _time(stamp: datetime) -> str:
+    return stamp.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+def _require_rich() -> None:
+    try:
+        import rich  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError("cli", "rich", "turnout dashboard") from exc

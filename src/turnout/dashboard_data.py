@@ -1,0 +1,453 @@
+"""Reading metrics.jsonl for `turnout dashboard`: tolerant, incremental, honest when merging.
+
+Without `since`, the newest line of each process is used (its figures are cumulative since that
+process started) and the processes are added up; a process that has stopped still counts with its
+last figures, so `since` is the way to see only recent traffic. With `since`, the `window` object of
+every line in the time range is added up (each window covers one snapshot interval).
+
+Counts, successes and errors are summed and means weighted by request count, so those are exact.
+Percentiles cannot be added up: when several processes or windows are merged, each one's latency
+distribution is interpolated linearly through its p50/p95/p99/max, the distributions are mixed in
+proportion to their request counts and the percentiles are read off the mixture. Such a percentile
+is an estimate; it always lies between the smallest and the largest of the merged values, and the
+dashboard says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from turnout.config import TelemetryConfig, ThresholdsConfig, parse_duration
+
+_TIMESTAMP_PREFIX = re.compile(rb'^\s*\{\s*"timestamp"\s*:\s*"([^"]{1,64})"')
+_LISTED_BAD_LINES = 5
+_LEVELS = (0.5, 0.95, 0.99, 1.0)
+
+
+class _Malformed(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """Latency in milliseconds; None where the line had no value."""
+
+    mean: float | None = None
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """One component or experiment variant, as read or merged from `sources` lines or windows."""
+
+    total_requests: int
+    success_rate: float | None = None
+    latency: Latency = Latency()
+    errors: Mapping[str, int] = field(default_factory=dict)
+    status: str | None = None
+    status_reason: str = ""
+    exposures: int | None = None
+    sources: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """An experiment's flag and its variants' figures."""
+
+    flag: str | None
+    variants: Mapping[str, Figures]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One valid line of metrics.jsonl."""
+
+    timestamp: datetime
+    process: str
+    components: Mapping[str, Figures]
+    experiments: Mapping[str, Experiment]
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """Everything the dashboard shows; `problem` explains why there is nothing to show."""
+
+    path: str
+    since: str | None
+    components: Mapping[str, Figures]
+    experiments: Mapping[str, Experiment]
+    processes: Mapping[str, datetime]
+    snapshots: int
+    malformed: int
+    malformed_lines: tuple[int, ...]
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    @property
+    def estimated_percentiles(self) -> bool:
+        every = [*self.components.values()]
+        every += [fig for exp in self.experiments.values() for fig in exp.variants.values()]
+        return any(fig.sources > 1 for fig in every)
+
+
+def health(figures: Figures, limits: ThresholdsConfig) -> tuple[str, str]:
+    """Status (`healthy`/`warning`/`critical`, or `idle` without requests) and its reason."""
+    if figures.total_requests == 0:
+        return "idle", ""
+    critical: list[str] = []
+    warning: list[str] = []
+    p99, rate = figures.latency.p99, figures.success_rate
+    if p99 is not None and p99 > limits.p99_ms_critical:
+        critical.append(f"P99 {p99:,.0f} ms > {limits.p99_ms_critical:,.0f} ms")
+    elif p99 is not None and p99 > limits.p99_ms_warning:
+        warning.append(f"P99 {p99:,.0f} ms > {limits.p99_ms_warning:,.0f} ms")
+    if rate is not None and rate < limits.critical_success_rate:
+        critical.append(f"success {rate:.1%} < {limits.critical_success_rate:.1%}")
+    elif rate is not None and rate < limits.min_success_rate:
+        warning.append(f"success {rate:.1%} < {limits.min_success_rate:.1%}")
+    if critical:
+        return "critical", "; ".join(critical + warning)
+    return ("warning", "; ".join(warning)) if warning else ("healthy", "")
+
+
+def merge(parts: Sequence[Figures], limits: ThresholdsConfig) -> Figures:
+    """Add up figures of several processes or windows; a single part is kept as written."""
+    if len(parts) == 1:
+        only = parts[0]
+        if only.status:
+            return only
+        status, reason = health(only, limits)
+        return replace(only, status=status, status_reason=reason)
+    total = sum(part.total_requests for part in parts)
+    busy = [part for part in parts if part.total_requests > 0]
+    errors: dict[str, int] = {}
+    for part in parts:
+        for kind, count in part.errors.items():
+            errors[kind] = errors.get(kind, 0) + count
+    exposures = [part.exposures for part in parts if part.exposures is not None]
+    p50, p95, p99 = _mixture_percentiles(busy)
+    maxima = [part.latency.max for part in busy if part.latency.max is not None]
+    merged = Figures(
+        total_requests=total,
+        success_rate=_weighted(busy, lambda part: part.success_rate),
+        latency=Latency(_weighted(busy, lambda p: p.latency.mean), p50, p95, p99, max(maxima, default=None)),
+        errors=errors,
+        exposures=sum(exposures) if exposures else None,
+        sources=sum(part.sources for part in parts),
+    )
+    status, reason = health(merged, limits)
+    return replace(merged, status=status, status_reason=reason)
+
+
+def _weighted(parts: Iterable[Figures], value: Callable[[Figures], float | None]) -> float | None:
+    pairs = [(part.total_requests, v) for part in parts if (v := value(part)) is not None]
+    weight = sum(count for count, _ in pairs)
+    return sum(count * v for count, v in pairs) / weight if weight else None
+
+
+def _mixture_percentiles(parts: Sequence[Figures]) -> list[float | None]:
+    # Each part's CDF runs linearly through (0, 0), (p50, .5), (p95, .95), (p99, .99), (max, 1);
+    # sweeping the mixture's breakpoints in order finds where it crosses .5, .95 and .99.
+    events: list[tuple[float, float, float]] = []  # (x, change of slope, jump)
+    weight = 0.0
+    for part in parts:
+        lat = part.latency
+        knots = [
+            (x, q)
+            for x, q in zip((lat.p50, lat.p95, lat.p99, lat.max), _LEVELS, strict=True)
+            if x is not None
+        ]
+        weight += part.total_requests if knots else 0
+        prev_x, prev_q = 0.0, 0.0
+        for value, q in knots:
+            x = max(value, prev_x)  # a sketch may round p99 a hair above max
+            mass = part.total_requests * (q - prev_q)
+            if x - prev_x > x * 1e-6:
+                events += [(prev_x, mass / (x - prev_x), 0.0), (x, -mass / (x - prev_x), 0.0)]
+            else:  # a sliver: as a slope it would be so steep that summing slopes loses all precision
+                events.append((x, 0.0, mass))
+            prev_x, prev_q = x, q
+        if knots and prev_q < 1.0:  # no max: the rest of the mass sits at the highest known percentile
+            events.append((prev_x, 0.0, part.total_requests * (1.0 - prev_q)))
+    if not weight:
+        return [None, None, None]
+    events.sort()
+    found: list[float] = []
+    cdf, slope, at = 0.0, 0.0, events[0][0]
+    goals = [level * weight * (1 - 1e-12) for level in _LEVELS[:3]]
+    for x, dslope, jump in events:
+        while len(found) < 3 and slope > 0 and cdf + slope * (x - at) >= goals[len(found)]:
+            found.append(at + (goals[len(found)] - cdf) / slope)
+        cdf, at, slope = cdf + slope * (x - at) + jump, x, slope + dslope
+        while len(found) < 3 and cdf >= goals[len(found)]:
+            found.append(x)
+    found += [at] * (3 - len(found))
+    # The mixture's percentile lies between the parts' own; clamping keeps float error inside that.
+    bounded: list[float | None] = []
+    for index, value in enumerate(found):
+        known = [
+            v
+            for part in parts
+            if (v := (part.latency.p50, part.latency.p95, part.latency.p99)[index]) is not None
+        ]
+        bounded.append(min(max(value, min(known)), max(known)) if known else value)
+    return bounded
+
+
+class MetricsReader:
+    """Reads a metrics.jsonl file; each `read()` parses only the lines appended since the last one.
+
+    `since` is a duration such as "24h" or "90s" (ValueError if it is not one); `now` is the clock.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        since: str | None = None,
+        now: Callable[[], datetime] | None = None,
+        telemetry: TelemetryConfig | None = None,
+    ) -> None:
+        self.path, self.since = path, since
+        self.since_s = parse_duration(since) if since is not None else None
+        self._now = now or (lambda: datetime.now(UTC))
+        self._telemetry = telemetry or TelemetryConfig()
+        self._identity: tuple[int, int] | None = None
+        self._offset = self._line_no = self._malformed = 0
+        self._bad_lines: list[int] = []
+        self._newest: datetime | None = None
+        self._latest: dict[str, tuple[datetime, Snapshot]] = {}
+        self._in_range: list[Snapshot] = []
+        # Merging a day of windows takes a while, and in watch mode most refreshes bring no new line.
+        self._changes = 0
+        self._merged: tuple[int, dict[str, Figures], dict[str, Experiment]] | None = None
+
+    def read(self, *, final: bool = True) -> Dashboard:
+        """Take in new lines; `final=False` leaves an unfinished last line for the next read."""
+        cutoff = None if self.since_s is None else self._now() - timedelta(seconds=self.since_s)
+        problem = self._consume(cutoff, final)
+        if cutoff is not None:
+            kept = [snap for snap in self._in_range if snap.timestamp >= cutoff]
+            self._changes += len(kept) != len(self._in_range)
+            chosen = self._in_range = kept
+        else:
+            chosen = [snap for _, snap in self._latest.values()]
+        if chosen:
+            problem = None  # a file rotated away keeps showing its figures until the new one appears
+        elif problem is None:
+            problem = self._nothing_to_show()
+        if self._merged is None or self._merged[0] != self._changes:
+            self._merged = (self._changes, self._merge_components(chosen), self._merge_experiments(chosen))
+        _, components, experiments = self._merged
+        if problem is None and not components and not experiments:
+            kind = "per-interval `window` figures" if cutoff else "component or experiment figures"
+            problem = f"The {len(chosen):,} snapshots used from {self.path} hold no {kind}."
+        processes: dict[str, datetime] = {}
+        for snap in chosen:
+            processes[snap.process] = max(snap.timestamp, processes.get(snap.process, snap.timestamp))
+        return Dashboard(
+            path=self.path,
+            since=self.since,
+            components=components,
+            experiments=experiments,
+            processes=dict(sorted(processes.items())),
+            snapshots=len(chosen),
+            malformed=self._malformed,
+            malformed_lines=tuple(self._bad_lines),
+            problem=problem,
+        )
+
+    def _nothing_to_show(self) -> str:
+        if self.since is not None and self._newest is not None:
+            newest = f"{self._newest:%Y-%m-%d %H:%M:%S %Z}".strip()
+            return f"No snapshot in {self.path} from the last {self.since}; the newest is from {newest}."
+        if self._malformed:
+            count = f"{self._malformed:,} malformed line{'s' if self._malformed != 1 else ''}"
+            return f"{self.path} has no readable snapshot ({count} skipped)."
+        return f"{self.path} is empty: no metrics snapshot has been written yet."
+
+    def _consume(self, cutoff: datetime | None, final: bool) -> str | None:
+        try:
+            with open(self.path, "rb") as file:
+                stat = os.fstat(file.fileno())
+                if (stat.st_dev, stat.st_ino) != self._identity or stat.st_size < self._offset:
+                    # First read, or the exporter rotated the file: start the new one from the top;
+                    # figures already taken from the old file stay valid.
+                    self._identity, self._offset, self._line_no = (stat.st_dev, stat.st_ino), 0, 0
+                file.seek(self._offset)
+                for raw in file:
+                    if not self._take(raw, cutoff, final):
+                        break
+        except FileNotFoundError:
+            return f"No metrics file at {self.path}. Is the jsonl exporter on and is this its jsonl_path?"
+        except OSError as exc:
+            return f"Cannot read {self.path}: {exc.strerror or exc}."
+        return None
+
+    def _take(self, raw: bytes, cutoff: datetime | None, final: bool) -> bool:
+        if not raw.strip():
+            self._offset += len(raw)
+            self._line_no += 1
+            return True
+        try:
+            snap = self._parse(raw, cutoff)
+        except _Malformed:
+            if not final and not raw.endswith(b"\n"):
+                return False  # probably still being written
+            snap = None
+            self._malformed += 1
+            if len(self._bad_lines) < _LISTED_BAD_LINES:
+                self._bad_lines.append(self._line_no + 1)
+        self._offset += len(raw)
+        self._line_no += 1
+        if snap is None:
+            return True
+        self._changes += 1
+        if cutoff is not None:
+            self._in_range.append(snap)
+        elif snap.process not in self._latest or snap.timestamp >= self._latest[snap.process][0]:
+            self._latest[snap.process] = (snap.timestamp, snap)
+        return True
+
+    def _parse(self, raw: bytes, cutoff: datetime | None) -> Snapshot | None:
+        if cutoff is not None and (prefix := _TIMESTAMP_PREFIX.match(raw)):
+            # Old lines are skipped without parsing the JSON, which is most of the cost (so an old
+            # line that is malformed after its timestamp goes unnoticed).
+            try:
+                stamp = _timestamp(prefix.group(1).decode())
+            except (_Malformed, UnicodeDecodeError):
+                stamp = None
+            if stamp is not None and stamp < cutoff:
+                self._note(stamp)
+                return None
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, a line cut short by a crash
+            raise _Malformed(str(exc)) from exc
+        if not isinstance(data, dict):
+            raise _Malformed("a line must be a JSON object")
+        stamp = _timestamp(data.get("timestamp"))
+        self._note(stamp)
+        if cutoff is not None and stamp < cutoff:
+            return None
+        window = cutoff is not None
+        experiments: dict[str, Experiment] = {}
+        for name, value in _mapping(data.get("experiments", {})).items():
+            exp = _mapping(value)
+            flag = exp.get("flag")
+            variants = _series(exp.get("variants", {}), window)
+            experiments[name] = Experiment(flag if isinstance(flag, str) else None, variants)
+        process = data.get("process", "unknown")
+        return Snapshot(
+            stamp,
+            process if isinstance(process, str) else str(process),
+            _series(data.get("components", {}), window),
+            experiments,
+        )
+
+    def _note(self, stamp: datetime) -> None:
+        self._newest = stamp if self._newest is None else max(self._newest, stamp)
+
+    def _merge_components(self, chosen: Sequence[Snapshot]) -> dict[str, Figures]:
+        grouped: dict[str, list[Figures]] = {}
+        for snap in chosen:
+            for name, figures in snap.components.items():
+                grouped.setdefault(name, []).append(figures)
+        limits = self._telemetry.components
+        default = self._telemetry.thresholds
+        return {name: merge(parts, limits.get(name, default)) for name, parts in sorted(grouped.items())}
+
+    def _merge_experiments(self, chosen: Sequence[Snapshot]) -> dict[str, Experiment]:
+        flags: dict[str, str | None] = {}
+        grouped: dict[str, dict[str, list[Figures]]] = {}
+        for snap in chosen:
+            for name, exp in snap.experiments.items():
+                flags[name] = flags.get(name) or exp.flag
+                for variant, figures in exp.variants.items():
+                    grouped.setdefault(name, {}).setdefault(variant, []).append(figures)
+        limits = self._telemetry.thresholds
+        return {
+            name: Experiment(flags[name], {v: merge(parts, limits) for v, parts in variants.items()})
+            for name, variants in sorted(grouped.items())
+        }
+
+
+def _series(value: Any, window: bool) -> dict[str, Figures]:
+    found: dict[str, Figures] = {}
+    for name, entry in _mapping(value).items():
+        data = _mapping(entry)
+        if window:
+            if "window" not in data:
+                continue  # written before windows existed: no per-interval figures to add up
+            data = _mapping(data["window"])
+        found[name] = _figures(data)
+    return found
+
+
+def _figures(data: Mapping[str, Any]) -> Figures:
+    latency = _mapping(data.get("latency_ms", {}))
+    status, reason = data.get("status"), data.get("status_reason") or ""
+    if not (status is None or isinstance(status, str)) or not isinstance(reason, str):
+        raise _Malformed("status and status_reason must be strings")
+    rate = _number(data.get("success_rate"))
+    if rate is not None and not 0 <= rate <= 1:
+        raise _Malformed(f"success_rate {rate} is not between 0 and 1")
+    return Figures(
+        total_requests=_count(data.get("total_requests", 0)),
+        success_rate=rate,
+        latency=Latency(*(_number(latency.get(key)) for key in ("mean", "p50", "p95", "p99", "max"))),
+        errors={str(kind): _count(n) for kind, n in _mapping(data.get("errors", {})).items()},
+        status=status or None,
+        status_reason=reason,
+        exposures=None if data.get("exposures") is None else _count(data["exposures"]),
+    )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise _Malformed(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Malformed(f"expected a count, got {value!r}")
+    return value
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Malformed(f"expected a number, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError as exc:  # an integer too big for a float
+        raise _Malformed("number out of range") from exc
+    return number if math.isfinite(number) else None
+
+
+def _timestamp(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise _Malformed("missing timestamp")
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise _Malformed(f"bad timestamp {value!r}") from exc
+    # Hand-made exporters (seed 003's) wrote timestamps without a zone; they are UTC.
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp
