@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
     from turnout.router import Turnout
 
 STATE_KEY = "turnout_context"
+_NO_OVERRIDES: Mapping[str, str] = MappingProxyType({})
 
 
 class ContextReader:
@@ -71,13 +74,13 @@ class ContextReader:
             key = self._clean(cookies.get(self._anonymous_cookie))
             if key is None:
                 key = new_cookie = uuid.uuid4().hex
-        overrides = _overrides(override_header, query.get(self._override_query))
+        forced = query.get(self._override_query) if query else None
         context = RoutingContext(
             key,
             attributes,
             session_id=self._clean(session) or (key if anonymous else None),
             anonymous=anonymous,
-            overrides=overrides,
+            overrides=_overrides(override_header, forced) if override_header or forced else _NO_OVERRIDES,
             turnout=turnout,
         )
         return context, new_cookie

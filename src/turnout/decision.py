@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Reason(StrEnum):
@@ -18,9 +18,13 @@ class Reason(StrEnum):
     ERROR = "ERROR"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """Which variant (and engine) a flag served, and why."""
+class Decision(NamedTuple):
+    """Which variant (and engine) a flag served, and why. Immutable.
+
+    A NamedTuple rather than a frozen dataclass: one is built for every split decision, and a
+    frozen dataclass's `__init__` (one `object.__setattr__` per field) costs about 0.5 µs more,
+    a quarter of a whole `decide()`.
+    """
 
     flag: str
     variant: str
@@ -34,4 +38,4 @@ class Decision:
 
     def fallen_back(self, engine: str, error: str) -> Decision:
         """The same decision, served by `engine` after the chosen one failed."""
-        return replace(self, engine=engine, reason=Reason.FALLBACK, error=error)
+        return self._replace(engine=engine, reason=Reason.FALLBACK, error=error)

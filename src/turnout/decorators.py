@@ -81,37 +81,10 @@ def experiment(
             raise TypeError(
                 f"@experiment({flag!r}): {func.__qualname__} has no parameter {param!r} to receive the engine"
             )
-        takes_context = "context" in signature.parameters
-        takes_turnout = "turnout" in signature.parameters
         request_param = _request_parameter(func, signature)
-        public = _public_signature(func, signature, param, request_param)
-        is_async = inspect.iscoroutinefunction(func)
-        kind = BoundEngine if is_async else SyncBoundEngine
+        prepare = _Preparer(flag, turnout, text, param, signature, request_param, func)
 
-        def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> RoutingContext:
-            request = kwargs.pop(_REQUEST_PARAM, None)
-            if request is None and request_param is not None:
-                request = kwargs.get(request_param) or _positional(args, signature, request_param)
-            if not _is_connection(request):
-                request = next((a for a in (*args, *kwargs.values()) if _is_connection(a)), None)
-            # A function may take `context`/`turnout` itself: then they are its arguments, and a
-            # RoutingContext / Turnout passed that way is still used for the decision.
-            explicit = kwargs.get("context") if takes_context else kwargs.pop("context", None)
-            owner = kwargs.get("turnout") if takes_turnout else kwargs.pop("turnout", None)
-            owner, context = resolve(
-                owner if isinstance(owner, Turnout) else turnout,
-                explicit if isinstance(explicit, RoutingContext) else None,
-                request,
-            )
-            if text is not None:
-                message = _text_of(text, signature, args, kwargs)
-                if message != context.text:
-                    # The intent is classified lazily from the text: a new text needs a new intent.
-                    context.text, context.intent, context.intent_view = message, None, None
-            kwargs[param] = kind(owner, context, owner.decide(flag, context))
-            return context
-
-        if is_async:
+        if prepare.is_async:
 
             @functools.wraps(func)
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -134,10 +107,61 @@ def experiment(
                     if token is not None:
                         _current.reset(token)
 
-        wrapper.__signature__ = public  # type: ignore[attr-defined]
+        wrapper.__signature__ = _public_signature(func, signature, param, request_param)  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
+
+
+class _Preparer:
+    """What `@experiment` does before each call: find the context, decide, inject the engine."""
+
+    def __init__(
+        self,
+        flag: str,
+        turnout: Turnout | None,
+        text: TextSource | None,
+        param: str,
+        signature: inspect.Signature,
+        request_param: str | None,
+        func: Callable[..., Any],
+    ) -> None:
+        self.flag, self.turnout, self.text, self.param = flag, turnout, text, param
+        self.signature = signature
+        self.request_param = request_param
+        self.takes_context = "context" in signature.parameters
+        self.takes_turnout = "turnout" in signature.parameters
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.kind = BoundEngine if self.is_async else SyncBoundEngine
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RoutingContext:
+        request = kwargs.pop(_REQUEST_PARAM, None)
+        # A function may take `context`/`turnout` itself: then they are its arguments, and a
+        # RoutingContext / Turnout passed that way is still used for the decision.
+        explicit = kwargs.get("context") if self.takes_context else kwargs.pop("context", None)
+        given = kwargs.get("turnout") if self.takes_turnout else kwargs.pop("turnout", None)
+        owner = given if isinstance(given, Turnout) else self.turnout
+        context = explicit if isinstance(explicit, RoutingContext) else current_context()
+        if context is not None and (owner or context.turnout) is not None:
+            owner = owner or context.turnout  # the middleware's request: nothing to look up
+        else:
+            owner, context = resolve(owner, context, self._request(request, args, kwargs))
+        if owner is None:  # for mypy: resolve() raises rather than return no Turnout
+            raise TurnoutError("no Turnout for this call")
+        if self.text is not None:
+            message = _text_of(self.text, self.signature, args, kwargs)
+            if message != context.text:
+                # The intent is classified lazily from the text: a new text needs a new intent.
+                context.text, context.intent, context.intent_view = message, None, None
+        kwargs[self.param] = self.kind(owner, context, owner.decide(self.flag, context))
+        return context
+
+    def _request(self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if request is None and self.request_param is not None:
+            request = kwargs.get(self.request_param) or _positional(args, self.signature, self.request_param)
+        if not _is_connection(request):
+            request = next((a for a in (*args, *kwargs.values()) if _is_connection(a)), None)
+        return request
 
 
 def resolve(
@@ -178,7 +202,9 @@ def _request_parameter(func: Callable[..., Any], signature: inspect.Signature) -
 
 
 def _is_connection(value: Any) -> bool:
-    return isinstance(getattr(value, "scope", None), dict) and hasattr(value, "url")
+    # Look `url` up on the type: on a Starlette Request the attribute is a property that
+    # builds a URL object (microseconds per request).
+    return isinstance(getattr(value, "scope", None), dict) and hasattr(type(value), "url")
 
 
 def _public_signature(

@@ -11,6 +11,7 @@ from turnout.config import FlagConfig, RuleConfig, TurnoutConfig
 from turnout.context import RoutingContext
 from turnout.decision import Decision, Reason
 from turnout.hashing import Splitter, weights_at_step
+from turnout.types import Clock
 
 INTENT_ATTRIBUTES = frozenset({"intent", "intent_confidence"})
 
@@ -44,9 +45,9 @@ class CompiledRule:
     rollout: _Rollout | None
     config: RuleConfig
 
-    def current_splitter(self, now: float) -> Splitter | None:
-        """The split in force at `now` (a rollout moves through its steps)."""
-        return self.rollout.splitter(now) if self.rollout is not None else self.splitter
+    def current_splitter(self, clock: Clock) -> Splitter | None:
+        """The split in force now (a rollout moves through its steps; only it reads the clock)."""
+        return self.rollout.splitter(clock()) if self.rollout is not None else self.splitter
 
 
 class CompiledFlag:
@@ -102,7 +103,7 @@ class CompiledFlag:
             self._error.flag, self._error.variant, self._error.engine, Reason.ERROR, error=message
         )
 
-    def evaluate(self, context: RoutingContext, now: float, intent: IntentAttributes) -> Decision:
+    def evaluate(self, context: RoutingContext, clock: Clock, intent: IntentAttributes) -> Decision:
         """Walk kill switch, overrides, then rules in order; first match wins."""
         if not self.enabled:
             return self._disabled
@@ -133,7 +134,7 @@ class CompiledFlag:
                     rule.experiment,
                     intent=matched,
                 )
-            splitter = rule.current_splitter(now)
+            splitter = rule.current_splitter(clock)
             if splitter is None:
                 continue
             variant, bucket = splitter.assign(context.value(self.hash_by))

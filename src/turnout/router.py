@@ -64,6 +64,7 @@ class Turnout:
         from turnout import __version__
 
         self.failures = Failures()
+        self._intent_view_of = self._intent_view  # bound once: decide() passes it on every call
         self.telemetry = Telemetry(
             self.failures, tracer_provider=tracer_provider, exporters=exporters, version=__version__
         )
@@ -190,7 +191,7 @@ class Turnout:
             return Decision(flag, "", None, Reason.ERROR, error=f"unknown flag {flag!r}")
         started = perf_counter()
         try:
-            decision = compiled.evaluate(ctx, self._clock(), self._intent_view)
+            decision = compiled.evaluate(ctx, self._clock, self._intent_view_of)
         except Exception as exc:
             self.failures.record("decide", exc, flag=flag)
             decision = compiled.error(f"{type(exc).__name__}: {exc}")
