@@ -123,6 +123,11 @@ class Result:
         """Median over the passes of the mean per-call time, in µs."""
         return statistics.median(self.passes) / 1000
 
+    @property
+    def best_us(self) -> float:
+        """The fastest pass, in µs per call: the least disturbed by other load on the machine."""
+        return min(self.passes) / 1000
+
     def percentile_us(self, q: int) -> float:
         """The q-th percentile of the per-call time over all batches, in µs."""
         return statistics.quantiles(self.batches, n=100, method="inclusive")[q - 1] / 1000
@@ -169,8 +174,15 @@ def machine() -> str:
         pass
     return (
         f"Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}"
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}; {load()}"
     )
+
+
+def load() -> str:
+    """The load average (1, 5, 15 min): other work on the machine skews the timings."""
+    if not hasattr(os, "getloadavg"):
+        return "load average unknown"
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def versions(packages: Iterable[str]) -> str:
@@ -192,7 +204,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], right: Seque
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def line(row: Sequence[str]) -> str:
-        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        padded = (
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
         return "| " + " | ".join(padded) + " |"
 
     rule = "|" + "|".join("-" * (w + 1) + (":" if i in right else "-") for i, w in enumerate(widths)) + "|"
