@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
@@ -20,13 +19,14 @@ from turnout.context import RoutingContext, _current, current_context
 from turnout.decision import Decision, Reason
 from turnout.engines import Engine, EngineSet, build_engine_set
 from turnout.environment import apply_environment
-from turnout.errors import ConfigError, TurnoutError
+from turnout.errors import ConfigError, ConfigIssue, TurnoutError
 from turnout.failures import Failures
 from turnout.flags import CompiledFlag, compile_flags
 from turnout.telemetry.hub import Telemetry
 from turnout.telemetry.metrics import Measure, MetricsRegistry
 from turnout.telemetry.tracing import INTENT_SPAN
 from turnout.types import ASGIApp, Classifier, Clock, EngineCallable, Intent, NoOpClassifier
+from turnout.watch import FileWatcher
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -43,6 +43,7 @@ class _Snapshot:
     flags: dict[str, CompiledFlag]
     engines: EngineSet
     source: str | None
+    classifier: Classifier
 
 
 class Turnout:
@@ -69,15 +70,21 @@ class Turnout:
             self.failures, tracer_provider=tracer_provider, exporters=exporters, version=__version__
         )
         self._clock = clock
-        self._classifier: Classifier = classifier or NoOpClassifier()
+        self._explicit_classifier = classifier
         self._code_engines: dict[str, tuple[EngineCallable, str | None]] = {}
         self._rollout_starts: dict[tuple[str, str], float] = {}
         self._path = Path(path) if path is not None else None
         self._env = env
-        self._watch = watch
-        self._watch_interval_s = watch_interval_s
-        self._watch_task: asyncio.Task[None] | None = None
-        self._file_stamp = _stamp(self._path) if self._path is not None and self._path.exists() else None
+        self._watcher = (
+            FileWatcher(
+                self._path,
+                lambda: self.reload(),  # noqa: PLW0108 - late binding: reload may be replaced
+                interval_s=watch_interval_s,
+                failures=self.failures,
+            )
+            if watch and self._path is not None
+            else None
+        )
         self._snapshot = self._build(
             self._validate(config if config is not None else {}), str(path) if path else None
         )
@@ -117,9 +124,30 @@ class Turnout:
         # the build must not leave a start behind for a rollout that never went live.
         starts = dict(self._rollout_starts)
         flags = compile_flags(config, rollout_starts=starts, now=self._clock())
-        snapshot = _Snapshot(config, flags, self._engine_set(config), source)
+        snapshot = _Snapshot(config, flags, self._engine_set(config), source, self._classifier_for(config))
         self._rollout_starts = starts
         return snapshot
+
+    def _classifier_for(self, config: TurnoutConfig) -> Classifier:
+        """The explicit classifier, else the configured one (loaded again only when its config changed)."""
+        if self._explicit_classifier is not None:
+            return self._explicit_classifier
+        settings = config.intent
+        if not settings.enabled:
+            return NoOpClassifier(settings.unknown_label)
+        previous: _Snapshot | None = getattr(self, "_snapshot", None)
+        if previous is not None and (previous.config.intent, previous.config.plugins) == (
+            settings,
+            config.plugins,
+        ):
+            return previous.classifier
+        from turnout.intent import build_classifier
+
+        try:
+            return build_classifier(settings, block=config.plugins.block, autoload=config.plugins.autoload)
+        except TurnoutError as exc:
+            field = "model" if settings.classifier == "fasttext" else "classifier"
+            raise ConfigError([ConfigIssue(f"intent.{field}", getattr(settings, field), str(exc))]) from exc
 
     def _engine_set(self, config: TurnoutConfig) -> EngineSet:
         previous = self._snapshot.engines if hasattr(self, "_snapshot") else None
@@ -172,7 +200,11 @@ class Turnout:
         self._code_engines[name] = (engine, version)
         snapshot = self._snapshot
         self._snapshot = _Snapshot(
-            snapshot.config, snapshot.flags, self._engine_set(snapshot.config), snapshot.source
+            snapshot.config,
+            snapshot.flags,
+            self._engine_set(snapshot.config),
+            snapshot.source,
+            snapshot.classifier,
         )
 
     @property
@@ -279,7 +311,7 @@ class Turnout:
         settings = self._snapshot.config.intent
         started = perf_counter()
         try:
-            intent = self._classifier.predict(text)
+            intent = self._snapshot.classifier.predict(text)
         except Exception as exc:
             self.failures.record("intent.classify", exc)
             self.telemetry.metrics.record(
@@ -307,17 +339,14 @@ class Turnout:
                     variants=missing,
                     note="requests for these variants are served by the default engine",
                 )
-        if self._watch and self._path is not None and self._watch_task is None:
-            self._watch_task = asyncio.create_task(self._watch_file(), name="turnout-watch")
+        if self._watcher is not None:
+            self._watcher.start()
         await self.telemetry.start(snapshot.config.telemetry, snapshot.config.plugins)
 
     async def stop(self) -> None:
         """Stop background work; exporters get a final snapshot."""
-        task, self._watch_task = self._watch_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._watcher is not None:
+            await self._watcher.stop()
         await self.telemetry.stop()
 
     @contextlib.asynccontextmanager
@@ -328,24 +357,6 @@ class Turnout:
             yield {"turnout": self}
         finally:
             await self.stop()
-
-    async def _watch_file(self) -> None:
-        path = self._path
-        if path is None:
-            return
-        while True:
-            await asyncio.sleep(self._watch_interval_s)
-            try:
-                stamp = _stamp(path)
-                if stamp == self._file_stamp:
-                    continue
-                self._file_stamp = stamp
-                self.reload()
-            except TurnoutError:
-                pass  # reload() logged it; the old config stays until the file changes again
-            except Exception as exc:
-                # Whatever goes wrong, the watcher must keep running: count it and go on.
-                self.failures.record("config.watch", exc)
 
     # -- telemetry -----------------------------------------------------------------------
 
@@ -375,9 +386,3 @@ class Turnout:
         from turnout.fastapi import choose
 
         return choose(self, flag)
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    """What tells a changed file: nanosecond mtime and size (size catches coarse-mtime filesystems)."""
-    info = path.stat()
-    return info.st_mtime_ns, info.st_size
