@@ -425,3 +425,13 @@ def test_coordinator_engine_alone_rolls_back_a_canary_from_the_file() -> None:
     assert set(engines_for(rolled_back, USERS[:500]).values()) == {"legacy"}
     premium = rolled_back.decide("coordinator", RoutingContext("u1", {"plan": "premium"}))
     assert premium.reason is Reason.TARGETING_MATCH  # targeting rules stay (ENABLE_CONTEXT_AWARE)
+
+
+def test_engine_options_holding_live_objects_are_not_copied() -> None:
+    marker = object()
+    data = {
+        "engines": {"legacy": {"options": {"live": marker}}},
+        "flags": {"coordinator": {"variants": ["legacy"], "default": "legacy"}},
+    }
+    turnout = Turnout(data, env={"COORDINATOR_ENGINE": "legacy"})
+    assert turnout.config.engines["legacy"].options["live"] is marker

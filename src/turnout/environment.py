@@ -26,7 +26,7 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 
 def apply_environment(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """Return a copy of raw config `data` with the environment's settings applied on top."""
-    result: dict[str, Any] = copy.deepcopy(dict(data))
+    result: dict[str, Any] = copy.deepcopy(dict(data), memo=_shared_options(data))
     issues: list[ConfigIssue] = []
     _apply_settings(result, env, issues)
     _apply_seed_switches(result, env, issues)
@@ -109,6 +109,19 @@ def _apply_seed_switches(data: dict[str, Any], env: Mapping[str, str], issues: l
     split = {baseline: 100.0} if treatment == baseline else {baseline: 100 - percent, treatment: percent}
     rules.append({"name": "ab-test", "experiment": f"{key}-ab", "split": split})
     flag["rules"] = rules
+
+
+def _shared_options(data: Mapping[str, Any]) -> dict[int, Any]:
+    """A deepcopy memo that keeps engine `options` by reference: they may hold live objects
+    (a compiled graph, a tracer provider) that must not be copied, and no switch rewrites them."""
+    engines = data.get("engines")
+    if not isinstance(engines, Mapping):
+        return {}
+    return {
+        id(options): options
+        for engine in engines.values()
+        if isinstance(engine, Mapping) and isinstance(options := engine.get("options"), Mapping)
+    }
 
 
 def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
