@@ -48,35 +48,46 @@ class JsonlExporter(Exporter):
         self._lock = threading.Lock()
         self.writable = self._prepare()
 
-    def _prepare(self) -> bool:
+    def _prepare(self, *, report: bool = True) -> bool:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8"):
                 pass
         except OSError as exc:
-            _log.error(
-                "turnout.metrics_not_writable",
-                path=str(self.path),
-                error=str(exc),
-                note="metrics will not be written there; requests are served as usual",
-            )
+            if report:
+                _log.error(
+                    "turnout.metrics_not_writable",
+                    path=str(self.path),
+                    error=str(exc),
+                    note="metrics will not be written there; requests are served as usual",
+                )
             return False
         return True
 
     def export(self, snapshot: MetricsSnapshot) -> None:
-        line = snapshot.model_dump_json() + "\n"
+        data = (snapshot.model_dump_json() + "\n").encode("utf-8")
         with self._lock:
-            self._rotate_if_needed(len(line))
-            # One write of one line in append mode: several processes can share the file.
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(line)
+            # Reported once at start; retried quietly, so a directory fixed later is used.
+            if not self.writable and not self._prepare(report=False):
+                raise OSError(f"cannot write {self.path}")
+            self.writable = True
+            self._rotate_if_needed(len(data))
+            # One write of the whole line with O_APPEND: several processes can share the file.
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
 
     def _rotate_if_needed(self, incoming: int) -> None:
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
             return
-        if size + incoming <= self.max_bytes:
+        # An empty file is never rotated: a line longer than `max_bytes` gets a file to itself.
+        if size == 0 or size + incoming <= self.max_bytes:
             return
         if self.backups == 0:
             self.path.unlink(missing_ok=True)

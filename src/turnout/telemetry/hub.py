@@ -97,6 +97,8 @@ class Telemetry:
             from turnout.telemetry.prometheus import PrometheusExporter
 
             self._prometheus = PrometheusExporter(self.live)
+        # A stop() shut it down (unregistered its collector); a new start() or app brings it back.
+        self._prometheus.register()
         return self._prometheus
 
     def metrics_app(self) -> ASGIApp:

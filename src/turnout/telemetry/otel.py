@@ -2,12 +2,17 @@
 
 Nothing is recorded per request through OpenTelemetry (the registry already does that),
 so configuring an OTLP metric reader costs the hot path nothing.
+
+A meter provider keeps the first callbacks of an instrument name and ignores later ones,
+so the instruments are created once per provider and read every exporter attached to it:
+several `Turnout`s (or one started again) in a process all report.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -17,21 +22,63 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from turnout.telemetry.exporters import Exporter
 
 MetricsSource = Callable[[], Mapping[str, Any]]
+Value = Callable[[Mapping[str, Any]], Any]
 
 
 class OtelExporter(Exporter):
-    """Creates `turnout.*` observable instruments on the (global or given) meter provider."""
+    """Reports the registry through `turnout.*` observable instruments of the (global or given) provider.
+
+    `attributes` are added to every observation: give each Turnout of a process its own
+    (e.g. `{"turnout.instance": "billing"}`) when they measure components of the same names.
+    """
 
     name = "otel"
 
     def __init__(
-        self, source: MetricsSource, *, meter_provider: MeterProvider | None = None, max_age_s: float = 1.0
+        self,
+        source: MetricsSource,
+        *,
+        meter_provider: MeterProvider | None = None,
+        max_age_s: float = 1.0,
+        attributes: Mapping[str, str] | None = None,
     ) -> None:
         self._source = source
         self._max_age_s = max_age_s
+        self._attributes = dict(attributes or {})
         self._cached: tuple[float, Mapping[str, Any]] = (-1e18, {})
         self._lock = threading.Lock()
-        meter = (meter_provider or metrics.get_meter_provider()).get_meter("turnout")
+        self._instruments = _instruments_of(meter_provider or metrics.get_meter_provider())
+        self._instruments.attach(self)
+
+    def shutdown(self) -> None:
+        """Stop reporting (a stopped Turnout's figures no longer change)."""
+        self._instruments.detach(self)
+
+    def _data(self) -> Mapping[str, Any]:
+        # One collection calls every callback; read the registry once per collection.
+        with self._lock:
+            taken, data = self._cached
+            now = time.monotonic()
+            if now - taken > self._max_age_s:
+                data = self._source()
+                self._cached = (now, data)
+            return data
+
+    def observations(self, value: Value, variants_only: bool) -> Iterator[Observation]:
+        """One observation of `value` per component (unless `variants_only`) and variant."""
+        for attributes, stats in _rows(self._data(), variants_only):
+            observed = value(stats)
+            if observed is not None:
+                yield Observation(observed, {**self._attributes, **attributes})
+
+
+class _Instruments:
+    """The `turnout.*` instruments of one meter provider, reading every attached exporter."""
+
+    def __init__(self, provider: MeterProvider) -> None:
+        self._exporters: dict[int, OtelExporter] = {}
+        self._lock = threading.Lock()
+        meter = provider.get_meter("turnout")
         meter.create_observable_counter(
             "turnout.requests",
             [self._observe(lambda s: s.get("total_requests", 0))],
@@ -58,26 +105,36 @@ class OtelExporter(Exporter):
                 description=f"Latency {key} since start",
             )
 
-    def _data(self) -> Mapping[str, Any]:
-        # One collection calls every callback; read the registry once per collection.
+    def attach(self, exporter: OtelExporter) -> None:
         with self._lock:
-            taken, data = self._cached
-            now = time.monotonic()
-            if now - taken > self._max_age_s:
-                data = self._source()
-                self._cached = (now, data)
-            return data
+            self._exporters[id(exporter)] = exporter
+
+    def detach(self, exporter: OtelExporter) -> None:
+        with self._lock:
+            self._exporters.pop(id(exporter), None)
 
     def _observe(
-        self, value: Callable[[Mapping[str, Any]], Any], *, variants_only: bool = False
+        self, value: Value, *, variants_only: bool = False
     ) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def callback(options: CallbackOptions) -> Iterator[Observation]:
-            for attributes, stats in _rows(self._data(), variants_only):
-                observed = value(stats)
-                if observed is not None:
-                    yield Observation(observed, attributes)
+            with self._lock:
+                exporters = list(self._exporters.values())
+            for exporter in exporters:
+                yield from exporter.observations(value, variants_only)
 
         return callback
+
+
+_by_provider: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.WeakKeyDictionary()
+_by_provider_lock = threading.Lock()
+
+
+def _instruments_of(provider: MeterProvider) -> _Instruments:
+    with _by_provider_lock:
+        instruments = _by_provider.get(provider)
+        if instruments is None:
+            instruments = _by_provider[provider] = _Instruments(provider)
+        return instruments
 
 
 def _rows(data: Mapping[str, Any], variants_only: bool) -> Iterator[tuple[dict[str, str], Mapping[str, Any]]]:
@@ -97,8 +154,8 @@ def _rows(data: Mapping[str, Any], variants_only: bool) -> Iterator[tuple[dict[s
 
 
 def _failures(stats: Mapping[str, Any]) -> int:
-    count, rate = stats.get("total_requests", 0), stats.get("success_rate")
-    return 0 if not count or rate is None else round(count * (1.0 - rate))
+    # Exact, unlike total × (1 − the rounded success rate): a counter must never step back.
+    return sum((stats.get("errors") or {}).values())
 
 
 def _latency(key: str) -> Callable[[Mapping[str, Any]], float]:

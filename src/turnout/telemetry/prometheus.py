@@ -12,6 +12,7 @@ from typing import Any
 
 from turnout.errors import MissingExtraError
 from turnout.telemetry.exporters import Exporter
+from turnout.telemetry.snapshot import MetricsSnapshot
 from turnout.types import ASGIApp
 
 MetricsSource = Callable[[], Mapping[str, Any]]
@@ -35,15 +36,28 @@ class PrometheusExporter(Exporter):
         client = _client()
         self.registry = registry if registry is not None else client.CollectorRegistry(auto_describe=False)
         self.collector = TurnoutCollector(source, namespace)
-        self.registry.register(self.collector)
+        self._registered = False
+        self.register()
+
+    def register(self) -> None:
+        """Put the collector (back) in the registry; `shutdown` takes it out."""
+        if not self._registered:
+            self.registry.register(self.collector)
+            self._registered = True
 
     def asgi_app(self) -> ASGIApp:
         """An ASGI app serving the registry in the text exposition format (mount it at /metrics)."""
         app: ASGIApp = _client().make_asgi_app(registry=self.registry)
         return app
 
+    def export(self, snapshot: MetricsSnapshot) -> None:
+        # The collector reads live figures: a snapshot only needs it to be registered.
+        self.register()
+
     def shutdown(self) -> None:
-        self.registry.unregister(self.collector)
+        if self._registered:
+            self.registry.unregister(self.collector)
+            self._registered = False
 
 
 class TurnoutCollector:

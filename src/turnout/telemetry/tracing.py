@@ -37,21 +37,24 @@ class Tracing:
     def __init__(self, tracer_provider: TracerProvider | None = None, *, version: str = "") -> None:
         self._explicit = tracer_provider
         self._version = version
-        self._seen: TracerProvider | None = None
-        self._tracer: Tracer | None = None
+        # (provider, its tracer) in one tuple: threads read and replace it atomically.
+        self._cached: tuple[TracerProvider | None, Tracer | None] = (None, None)
 
     @property
     def tracer(self) -> Tracer | None:
         """The tracer, or None when no SDK is configured (so no span is worth starting)."""
-        provider = self._explicit or trace.get_tracer_provider()
-        if provider is not self._seen:
-            self._seen = provider
+        provider = self._explicit if self._explicit is not None else trace.get_tracer_provider()
+        seen, tracer = self._cached
+        if provider is not seen:
             inactive = isinstance(provider, ProxyTracerProvider | NoOpTracerProvider)
-            self._tracer = None if inactive else provider.get_tracer("turnout", self._version)
-        return self._tracer
+            tracer = None if inactive else provider.get_tracer("turnout", self._version)
+            self._cached = (provider, tracer)
+        return tracer
 
     def record_evaluation(self, decision: Decision, targeting_key: str) -> None:
         """Add a `feature_flag.evaluation` event to the current span, if it records."""
+        if self.tracer is None:
+            return  # no SDK: no span can be recording
         span = trace.get_current_span()
         if span.is_recording():
             span.add_event(EVALUATION_EVENT, evaluation_attributes(decision, targeting_key))
