@@ -14,6 +14,7 @@ import pytest
 
 from turnout import ConfigError, Reason, RoutingContext, Turnout
 from turnout.config import TurnoutConfig, load_file, validate_config
+from turnout.types import NoOpClassifier
 
 ARCHITECTURE_TOML = """
 [engines.legacy]
@@ -128,7 +129,7 @@ def test_architecture_example_loads_from_toml(tmp_path: Path, engines_module: st
     path = tmp_path / "turnout.toml"
     path.write_text(ARCHITECTURE_TOML.format(module=engines_module), encoding="utf-8")
 
-    turnout = Turnout.from_file(path, env={})
+    turnout = Turnout.from_file(path, env={}, classifier=NoOpClassifier())
 
     config = turnout.config
     assert config.engines["workflow"].version == "2.0"
@@ -164,8 +165,8 @@ def test_same_config_loads_from_json(tmp_path: Path, engines_module: str) -> Non
     json_path = tmp_path / "turnout.json"
     json_path.write_text(json.dumps(load_file(toml_path)), encoding="utf-8")
 
-    from_json = Turnout.from_file(json_path, env={})
-    from_toml = Turnout.from_file(toml_path, env={})
+    from_json = Turnout.from_file(json_path, env={}, classifier=NoOpClassifier())
+    from_toml = Turnout.from_file(toml_path, env={}, classifier=NoOpClassifier())
 
     assert from_json.config == from_toml.config
 

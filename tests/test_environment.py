@@ -63,7 +63,7 @@ def test_seed_full_migration_serves_langgraph_to_everyone() -> None:
         "ENABLE_CONTEXT_AWARE": "true",
         "AB_TESTING_ENABLED": "false",
     }
-    turnout = Turnout.from_env(env=env)
+    turnout = Turnout.from_env(env=env, classifier=RefundClassifier())
     assert set(engines_for(turnout, USERS[:2000]).values()) == {"langgraph"}
 
 
@@ -195,15 +195,29 @@ def test_ab_testing_off_switches_file_splits_off() -> None:
 
 @pytest.mark.parametrize(("word", "enabled"), [("true", True), ("false", False), ("0", False), ("on", True)])
 def test_enable_ml_intent_toggles_intent(word: str, enabled: bool) -> None:
-    assert Turnout.from_env(env={"ENABLE_ML_INTENT": word}).config.intent.enabled is enabled
+    classifier = RefundClassifier()
+    assert (
+        Turnout.from_env(env={"ENABLE_ML_INTENT": word}, classifier=classifier).config.intent.enabled
+        is enabled
+    )
     # It overrides the file either way.
     config = {"intent": {"enabled": not enabled}}
-    assert Turnout(config, env={"ENABLE_ML_INTENT": word}).config.intent.enabled is enabled
+    assert (
+        Turnout(config, env={"ENABLE_ML_INTENT": word}, classifier=classifier).config.intent.enabled
+        is enabled
+    )
 
 
 def test_intent_stays_as_configured_without_the_switch() -> None:
-    assert Turnout({"intent": {"enabled": True}}, env={}).config.intent.enabled is True
+    assert Turnout({"intent": {"enabled": True}}, env={}, classifier=RefundClassifier()).config.intent.enabled
     assert Turnout.from_env(env={}).config.intent.enabled is False
+
+
+def test_enable_ml_intent_without_a_model_is_a_clear_load_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Turnout.from_env(env={"ENABLE_ML_INTENT": "true"})
+    assert caught.value.issues[0].path == "intent.model"
+    assert "TURNOUT_INTENT__MODEL" in caught.value.issues[0].message
 
 
 class RefundClassifier:

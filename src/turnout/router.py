@@ -220,6 +220,7 @@ class Turnout:
         compiled = self._snapshot.flags.get(flag)
         if compiled is None:
             self.failures.record("decide", KeyError(flag), flag=flag)
+            self.telemetry.metrics.record("decide", 0.0, False, "KeyError")
             return Decision(flag, "", None, Reason.ERROR, error=f"unknown flag {flag!r}")
         started = perf_counter()
         try:
@@ -296,32 +297,35 @@ class Turnout:
             return Intent(settings.unknown_label, 0.0)
         tracer = self.telemetry.tracing.tracer
         if tracer is None:
-            return self._predict(text[: settings.max_chars])
+            return self._predict(text[: settings.max_chars])[0]
         with tracer.start_as_current_span(INTENT_SPAN, attributes={"turnout.text_length": len(text)}) as span:
-            intent = self._predict(text[: settings.max_chars])
+            intent, error = self._predict(text[: settings.max_chars])
             span.set_attributes(
                 {"turnout.intent": intent.label, "turnout.intent.confidence": intent.confidence}
             )
             if intent.raw_label is not None:
                 span.set_attribute("turnout.intent.raw", intent.raw_label)
-            span.set_status(StatusCode.OK)
+            if error is None:
+                span.set_status(StatusCode.OK)
+            else:
+                span.record_exception(error)
+                span.set_status(StatusCode.ERROR, type(error).__name__)
             return intent
 
-    def _predict(self, text: str) -> Intent:
+    def _predict(self, text: str) -> tuple[Intent, Exception | None]:
         settings = self._snapshot.config.intent
         started = perf_counter()
         try:
             intent = self._snapshot.classifier.predict(text)
         except Exception as exc:
             self.failures.record("intent.classify", exc)
-            self.telemetry.metrics.record(
-                "intent.classify", (perf_counter() - started) * 1000.0, False, type(exc).__name__
-            )
-            return Intent(settings.unknown_label, 0.0)
+            elapsed = (perf_counter() - started) * 1000.0
+            self.telemetry.metrics.record("intent.classify", elapsed, False, type(exc).__name__)
+            return Intent(settings.unknown_label, 0.0), exc
         self.telemetry.metrics.record("intent.classify", (perf_counter() - started) * 1000.0, True)
         if intent.confidence < settings.min_confidence and intent.label != settings.unknown_label:
-            return Intent(settings.unknown_label, intent.confidence, intent.raw_label or intent.label)
-        return intent
+            return Intent(settings.unknown_label, intent.confidence, intent.raw_label or intent.label), None
+        return intent, None
 
     # -- lifecycle -----------------------------------------------------------------------
 

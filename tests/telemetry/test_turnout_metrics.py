@@ -133,7 +133,9 @@ def test_an_unknown_flag_is_counted_as_a_failure() -> None:
     t.decide("missing", RoutingContext("u1"))
     t.decide("plain", RoutingContext("u1"))
 
-    assert components(t)["decide"]["success_rate"] == 1.0
+    decide = components(t)["decide"]
+    assert (decide["total_requests"], decide["success_rate"]) == (2, 0.5)
+    assert decide["errors"] == {"KeyError": 1}
     assert t.failures.snapshot() == {"decide": {"KeyError": 1}}
 
 
