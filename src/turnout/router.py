@@ -22,7 +22,7 @@ from turnout.environment import apply_environment
 from turnout.errors import ConfigError, ConfigIssue, TurnoutError
 from turnout.failures import Failures
 from turnout.flags import CompiledFlag, compile_flags
-from turnout.telemetry.hub import Telemetry
+from turnout.telemetry.hub import Telemetry, check_exporters
 from turnout.telemetry.metrics import Measure, MetricsRegistry
 from turnout.telemetry.tracing import INTENT_SPAN
 from turnout.types import ASGIApp, Classifier, Clock, EngineCallable, Intent, NoOpClassifier
@@ -122,6 +122,11 @@ class Turnout:
     def _build(self, config: TurnoutConfig, source: str | None) -> _Snapshot:
         # Rollout starts are committed only with the snapshot: a config that fails later in
         # the build must not leave a start behind for a rollout that never went live.
+        problems = check_exporters(config.telemetry, config.plugins)
+        if problems:
+            raise ConfigError(
+                [ConfigIssue(f"telemetry.exporters[{i}]", name, message) for i, name, message in problems]
+            )
         starts = dict(self._rollout_starts)
         flags = compile_flags(config, rollout_starts=starts, now=self._clock())
         snapshot = _Snapshot(config, flags, self._engine_set(config), source, self._classifier_for(config))

@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from turnout import RoutingContext, Turnout
+from turnout import ConfigError, RoutingContext, Turnout
 from turnout import plugins as plugin_module
-from turnout.plugins import PluginError
 from turnout.telemetry.exporters import Exporter, JsonlExporter
 from turnout.telemetry.snapshot import MetricsSnapshot, snapshot_from
 from turnout.testing import InMemoryExporter
@@ -325,14 +324,13 @@ async def test_exporters_from_plugins_get_snapshots_with_their_options(acme: Non
     assert exporter.shut_down
 
 
-async def test_an_unknown_exporter_fails_start_with_one_clear_error(acme: None, tmp_path: Path) -> None:
-    t = make(config(exporters=["jsonl", "nope"], jsonl_path=str(tmp_path / "metrics.jsonl")))
-
-    with pytest.raises(
-        PluginError, match=r"no plugin 'nope' in entry-point group 'turnout.exporters'.*recording"
-    ):
-        await t.start()
-    assert t.telemetry.exporters == []
+def test_an_unknown_exporter_fails_at_load_naming_what_is_installed(acme: None, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make(config(exporters=["jsonl", "nope"], jsonl_path=str(tmp_path / "metrics.jsonl")))
+    issue = caught.value.issues[0]
+    assert (issue.path, issue.value) == ("telemetry.exporters[1]", "nope")
+    assert re.search(r"no plugin 'nope' in entry-point group 'turnout.exporters'.*recording", issue.message)
+    assert not (tmp_path / "metrics.jsonl").exists()
 
 
 # -- health ------------------------------------------------------------------------------------
@@ -406,3 +404,13 @@ async def test_a_failing_variant_is_critical() -> None:
     assert variants["workflow"]["status_reason"].startswith("success rate 0.0%")
     assert variants["legacy"]["status"] == "healthy"
     assert snapshot.components["engine.workflow"].status == "critical"
+
+
+def test_an_unknown_exporter_name_is_a_load_error() -> None:
+    from turnout import ConfigError, Turnout
+
+    with pytest.raises(ConfigError) as caught:
+        Turnout({"telemetry": {"exporters": ["jsonl", "statsd"]}}, env={})
+    issue = caught.value.issues[0]
+    assert (issue.path, issue.value) == ("telemetry.exporters[1]", "statsd")
+    assert "turnout.exporters" in issue.message and "built in: jsonl" in issue.message

@@ -8,6 +8,7 @@ from typing import Any
 from opentelemetry.trace import TracerProvider
 
 from turnout.config import PluginsConfig, TelemetryConfig, ThresholdsConfig
+from turnout.errors import TurnoutError
 from turnout.failures import Failures
 from turnout.plugins import build_plugin
 from turnout.telemetry.exporters import Exporter, JsonlExporter, LoggingExporter
@@ -130,6 +131,24 @@ def build_exporters(config: TelemetryConfig, telemetry: Telemetry, plugins: Plug
                 )
             )
     return built
+
+
+BUILTIN_EXPORTERS = ("jsonl", "logging", "prometheus", "otel")
+
+
+def check_exporters(config: TelemetryConfig, plugins: PluginsConfig) -> list[tuple[int, str, str]]:
+    """(index, name, problem) for each exporter name that is neither built in nor a loadable plugin."""
+    from turnout.plugins import load_plugin
+
+    problems = []
+    for index, name in enumerate(config.exporters):
+        if name in BUILTIN_EXPORTERS:
+            continue
+        try:
+            load_plugin("turnout.exporters", name, block=plugins.block, autoload=plugins.autoload)
+        except TurnoutError as exc:
+            problems.append((index, name, f"{exc} (built in: {', '.join(BUILTIN_EXPORTERS)})"))
+    return problems
 
 
 def _otel(telemetry: Telemetry) -> Exporter:
