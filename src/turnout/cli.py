@@ -26,6 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     commands.add_parser("plugins", help="list installed plugins: group, name, distribution, version")
 
+    from turnout.intent.cli import add_intent_commands
+
+    intent = commands.add_parser("intent", help="train and evaluate the fastText intent classifier")
+    add_intent_commands(intent.add_subparsers(required=True))
+
     dash = commands.add_parser("dashboard", help="per-engine and per-variant metrics from metrics.jsonl")
     dash.add_argument("path", nargs="?", default="logs/metrics.jsonl")
     dash.add_argument("--since", help="only the last N (e.g. 30m, 24h, 7d), from per-interval windows")
@@ -40,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _plugins()
     if args.command == "dashboard":
         return _dashboard(args)
+    if args.command == "intent":
+        from turnout.intent.cli import run_intent_command
+
+        return run_intent_command(args)
     from turnout.demo import run_demo
 
     return run_demo(users=args.users, seed=args.seed)

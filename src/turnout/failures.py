@@ -28,6 +28,8 @@ class Failures:
                 first = key not in self._counts
             self._counts[key] += 1
         if first:
+            # `event` is structlog's own first argument: a detail of that name must not clash.
+            details = {("event_name" if k == "event" else k): v for k, v in details.items()}
             _log.warning(
                 "turnout.failure",
                 component=component,

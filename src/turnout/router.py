@@ -20,6 +20,7 @@ from turnout.decision import Decision, Reason
 from turnout.engines import Engine, EngineSet, build_engine_set
 from turnout.environment import apply_environment
 from turnout.errors import ConfigError, ConfigIssue, TurnoutError
+from turnout.events import EventTracker
 from turnout.failures import Failures
 from turnout.flags import CompiledFlag, compile_flags
 from turnout.telemetry.hub import Telemetry, check_exporters
@@ -29,8 +30,11 @@ from turnout.types import ASGIApp, Classifier, Clock, EngineCallable, Intent, No
 from turnout.watch import FileWatcher
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from opentelemetry.trace import TracerProvider
 
+    from turnout.events.sinks import EventSink
     from turnout.telemetry.exporters import Exporter
 
 F = TypeVar("F", bound=EngineCallable)
@@ -61,6 +65,7 @@ class Turnout:
         watch_interval_s: float = 2.0,
         tracer_provider: TracerProvider | None = None,
         exporters: Sequence[Exporter] = (),
+        event_sinks: Sequence[EventSink] | None = None,
     ) -> None:
         from turnout import __version__
 
@@ -88,6 +93,7 @@ class Turnout:
         self._snapshot = self._build(
             self._validate(config if config is not None else {}), str(path) if path else None
         )
+        self.events = self._tracker(self._snapshot.config, event_sinks)
 
     @classmethod
     def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:
@@ -187,6 +193,30 @@ class Turnout:
         _log.info("turnout.reloaded", source=source, flags=sorted(snapshot.flags))
         return snapshot.config
 
+    def _tracker(self, config: TurnoutConfig, sinks: Sequence[EventSink] | None) -> EventTracker:
+        if sinks is not None:
+            return EventTracker(list(sinks), config.events, failures=self.failures)
+        try:
+            return EventTracker.from_config(config.events, plugins=config.plugins, failures=self.failures)
+        except TurnoutError as exc:
+            raise ConfigError([ConfigIssue("events.sink", config.events.sink, str(exc))]) from exc
+
+    # -- events --------------------------------------------------------------------------
+
+    def track(
+        self,
+        event: str,
+        distinct_id: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        timestamp: datetime | float | None = None,
+    ) -> bool:
+        """Queue a business event; never blocks or raises. `distinct_id` defaults to the request's user."""
+        return self.events.track(event, distinct_id, properties, timestamp)
+
+    def identify(self, distinct_id: str, traits: Mapping[str, Any] | None = None) -> bool:
+        """Queue an `$identify` event setting `traits` on `distinct_id`."""
+        return self.events.identify(distinct_id, traits)
+
     # -- engines -------------------------------------------------------------------------
 
     def engine(self, name: str, *, version: str | None = None) -> Callable[[F], F]:
@@ -240,6 +270,7 @@ class Turnout:
         telemetry.tracing.record_evaluation(decision, ctx.targeting_key)
         if decision.experiment is not None:
             telemetry.metrics.expose(decision.experiment, flag, decision.variant)
+            self.events.exposure(decision, context=ctx)
         ctx.decisions[flag] = decision
         return decision
 
@@ -351,11 +382,13 @@ class Turnout:
         if self._watcher is not None:
             self._watcher.start()
         await self.telemetry.start(snapshot.config.telemetry, snapshot.config.plugins)
+        await self.events.start()
 
     async def stop(self) -> None:
         """Stop background work; exporters get a final snapshot."""
         if self._watcher is not None:
             await self._watcher.stop()
+        await self.events.stop()
         await self.telemetry.stop()
 
     @contextlib.asynccontextmanager

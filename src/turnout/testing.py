@@ -1,4 +1,4 @@
-"""Helpers for testing code that uses turnout: a fake clock, an in-memory exporter, contexts."""
+"""Helpers for testing code that uses turnout: a fake clock, in-memory exporter and sink, contexts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from turnout.context import RoutingContext
+from turnout.events.sinks import MemorySink
 from turnout.telemetry.exporters import Exporter
 from turnout.telemetry.snapshot import MetricsSnapshot
+
+__all__ = ["FakeClock", "InMemoryExporter", "MemorySink", "context"]
 
 
 class FakeClock:

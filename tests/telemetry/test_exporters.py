@@ -208,7 +208,7 @@ async def test_rotation_settings_come_from_config(tmp_path: Path) -> None:
         await t.telemetry.publish()
     await t.stop()
 
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
+    assert sorted(p.name for p in tmp_path.glob("metrics.jsonl*")) == [
         "metrics.jsonl",
         "metrics.jsonl.1",
         "metrics.jsonl.2",

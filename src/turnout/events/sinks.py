@@ -1,0 +1,300 @@
+"""Event sinks: where batches of events go — SQLite (the default), JSON lines, memory, plugins.
+
+A sink receives whole batches through `await write(batch)`; raising means "not delivered,
+try again later": the tracker keeps the batch and retries it with backoff, so a write
+must be safe to repeat (the SQLite sink inserts with `OR IGNORE` on the event id). No
+thread at construction: connections and threads are made on first use (anew after fork).
+
+URLs (`EventsConfig.sink` / `sinks`) name a sink:
+
+    sqlite:///turnout_events.db     relative path (sqlite:////var/db/events.db is absolute)
+    jsonl:///events.jsonl           the same path convention
+    memory://                       in-memory, for tests
+    postgres://user@host/db         PostgreSQL (`pip install "turnout[postgres]"`)
+    NAME or NAME://...              the `turnout.sinks` plugin NAME: factory() or factory(url=...)
+    package.module:factory          a factory named directly (no plugin discovery needed)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import importlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from turnout.errors import TurnoutError
+from turnout.events.model import Event
+
+T = TypeVar("T")
+
+TABLE = "analytics_events"
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL DEFAULT 'track',
+    event_name TEXT NOT NULL,
+    distinct_id TEXT NOT NULL,
+    session_id TEXT,
+    properties TEXT NOT NULL DEFAULT '{{}}',
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_{TABLE}_name_created ON {TABLE} (event_name, created_at);
+CREATE INDEX IF NOT EXISTS idx_{TABLE}_distinct_id ON {TABLE} (distinct_id);
+CREATE INDEX IF NOT EXISTS idx_{TABLE}_created ON {TABLE} (created_at);
+"""
+"""The SQLite schema (seed 004's `analytics_events`); `created_at` is ISO 8601 UTC text."""
+
+INSERT = (
+    f"INSERT OR IGNORE INTO {TABLE} (id, kind, event_name, distinct_id, session_id, properties, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class EventSink:
+    """Base sink: every method has a no-op default."""
+
+    name = "sink"
+
+    async def write(self, batch: Sequence[Event]) -> None:
+        """Deliver `batch`; raise to have it retried."""
+
+    def write_sync(self, batch: Sequence[Event]) -> None:
+        """Deliver `batch` from code with no running event loop (`EventTracker.flush`)."""
+        asyncio.run(self.write(batch))
+
+    async def flush(self) -> None:
+        """Push out anything the sink itself buffers."""
+
+    async def close(self) -> None:
+        """Release resources; the tracker calls it once on stop."""
+
+
+class _Threaded(EventSink):
+    """A sink whose blocking work runs in one worker thread of its own, made on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pid = os.getpid()
+
+    async def _run(self, func: Callable[[], T]) -> T:
+        if self._pool is None or self._pid != os.getpid():
+            self._after_fork()
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"turnout-{self.name}")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, func)
+
+    def _after_fork(self) -> None:
+        if self._pid != os.getpid():
+            # The parent's thread does not exist here and its lock may be held: start afresh.
+            self._pid, self._pool, self._lock = os.getpid(), None, threading.Lock()
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.get_running_loop().run_in_executor(pool, self._close)
+            pool.shutdown(wait=False)
+        else:
+            self._close()
+
+    def _close(self) -> None:
+        """Release what the worker thread holds."""
+
+
+class SQLiteSink(_Threaded):
+    """Writes batches into the `analytics_events` table of a SQLite file (WAL mode)."""
+
+    name = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str] = "turnout_events.db", *, busy_timeout_s: float = 5.0):
+        super().__init__()
+        self.path = str(path)
+        self.busy_timeout_s = busy_timeout_s
+        self._db: sqlite3.Connection | None = None
+
+    def _after_fork(self) -> None:
+        if self._pid != os.getpid():
+            self._db = None  # never use (or close) a connection inherited across fork
+        super()._after_fork()
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection to the file, with the schema in place."""
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(
+            self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL survives an application crash; only an OS crash may lose the last commits.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(SCHEMA)
+        return db
+
+    async def write(self, batch: Sequence[Event]) -> None:
+        rows = _rows(batch)  # built here: Python work in a worker thread would hold up the loop for the GIL
+        await self._run(lambda: self._insert(rows))
+
+    def write_sync(self, batch: Sequence[Event]) -> None:
+        self._after_fork()
+        self._insert(_rows(batch))
+
+    def _insert(self, rows: list[tuple[str | None, ...]]) -> None:
+        with self._lock:
+            db = self._db
+            if db is None:
+                db = self._db = self.connect()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(INSERT, rows)
+                db.execute("COMMIT")
+            except BaseException:
+                # Start the retry from a fresh connection: no transaction left open, and a
+                # file that was removed or replaced meanwhile is opened (and set up) anew.
+                self._db = None
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+                raise
+
+    def _close(self) -> None:
+        with self._lock:
+            db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+
+def _rows(batch: Sequence[Event]) -> list[tuple[str | None, ...]]:
+    """SQLite rows; `created_at` is `isoformat()` in UTC with microseconds, built faster by hand."""
+    rows: list[tuple[str | None, ...]] = []
+    append = rows.append
+    last, head = None, ""
+    for event in batch:
+        stamp = event.timestamp
+        epoch = stamp.timestamp()
+        whole = int(epoch // 1)
+        micros = stamp.microsecond
+        # The float may round across a second boundary; the exact microseconds tell which side.
+        fraction = (epoch - whole) * 1e6
+        if micros >= 500_000 > fraction:
+            whole -= 1
+        elif micros < 500_000 <= fraction:
+            whole += 1
+        if whole != last:  # events come in time order: one strftime per second of events
+            last, head = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        text = event.properties_json if event.properties_json is not None else event.properties_text()
+        created = f"{head}.{micros:06d}+00:00"
+        append((event.id, event.kind, event.name, event.distinct_id, event.session_id, text, created))
+    return rows
+
+
+class JsonlSink(_Threaded):
+    """Appends one JSON object per event to a file."""
+
+    name = "jsonl"
+
+    def __init__(self, path: str | os.PathLike[str] = "turnout_events.jsonl") -> None:
+        super().__init__()
+        self.path = Path(path)
+
+    async def write(self, batch: Sequence[Event]) -> None:
+        text = _lines(batch)
+        await self._run(lambda: self._append(text))
+
+    def write_sync(self, batch: Sequence[Event]) -> None:
+        self._after_fork()
+        self._append(_lines(batch))
+
+    def _append(self, text: str) -> None:
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as file:
+                file.write(text)
+
+
+def _lines(batch: Sequence[Event]) -> str:
+    lines = []
+    for event in batch:
+        record = event.as_record()
+        del record["properties"]
+        # Splice in the properties already serialised (and checked) by the tracker.
+        lines.append(
+            f'{json.dumps(record, ensure_ascii=False)[:-1]}, "properties": {event.properties_text()}}}\n'
+        )
+    return "".join(lines)
+
+
+class MemorySink(EventSink):
+    """Keeps every event in memory (`events`, `batches`): the sink for tests."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.batches: list[list[Event]] = []
+        self.closed = False
+
+    async def write(self, batch: Sequence[Event]) -> None:
+        self.write_sync(batch)
+
+    def write_sync(self, batch: Sequence[Event]) -> None:
+        self.batches.append(list(batch))
+        self.events.extend(batch)
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def names(self) -> list[str]:
+        """The names of the events received, in order."""
+        return [event.name for event in self.events]
+
+
+def _path(rest: str, default: str) -> str:
+    # SQLAlchemy's convention: "sqlite:///rel.db" is relative, "sqlite:////abs.db" absolute.
+    path = rest[1:] if rest.startswith("/") else rest
+    return path or default
+
+
+def _postgres(url: str) -> EventSink:
+    try:  # `turnout.events.postgres.PostgresSink(url)`, once that module exists
+        module = importlib.import_module("turnout.events.postgres")
+    except ModuleNotFoundError as exc:
+        why = (
+            "is not available in this version of turnout yet; use sqlite:///turnout_events.db meanwhile"
+            if exc.name == "turnout.events.postgres"
+            else f'needs psycopg: pip install "turnout[postgres]" ({exc})'
+        )
+        raise TurnoutError(f"the postgres event sink {why}") from exc
+    sink: EventSink = module.PostgresSink(url)
+    return sink
+
+
+def sink_from_url(url: str, *, block: Iterable[str] = (), autoload: bool = True, **options: Any) -> EventSink:
+    """The sink a config URL (or plugin name) names; one clear `TurnoutError` if it cannot be made."""
+    text = url.strip()
+    scheme, sep, rest = text.partition("://")
+    kind = scheme.lower()
+    if kind == "sqlite":
+        return SQLiteSink(_path(rest, "turnout_events.db"), **options)
+    if kind == "jsonl":
+        return JsonlSink(_path(rest, "turnout_events.jsonl"), **options)
+    if kind == "memory":
+        return MemorySink()
+    if kind in ("postgres", "postgresql"):
+        return _postgres(text)
+    if not scheme:
+        raise TurnoutError(f"empty event sink URL {url!r}")
+    from turnout.plugins import build_plugin
+
+    # A plugin (or a "package.module:factory" target) is called with url= only when one is given.
+    sink = build_plugin(
+        "turnout.sinks", scheme, {**options, "url": text} if sep else options, block=block, autoload=autoload
+    )
+    if not isinstance(sink, EventSink):
+        raise TurnoutError(f"event sink plugin {scheme!r} returned {type(sink).__name__}, not an EventSink")
+    return sink
