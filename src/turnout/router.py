@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -48,6 +49,7 @@ class _Snapshot:
     engines: EngineSet
     source: str | None
     classifier: Classifier
+    classifier_key: tuple[Any, ...] = ()
 
 
 class Turnout:
@@ -135,11 +137,14 @@ class Turnout:
             )
         starts = dict(self._rollout_starts)
         flags = compile_flags(config, rollout_starts=starts, now=self._clock())
-        snapshot = _Snapshot(config, flags, self._engine_set(config), source, self._classifier_for(config))
+        key = _classifier_key(config)
+        snapshot = _Snapshot(
+            config, flags, self._engine_set(config), source, self._classifier_for(config, key), key
+        )
         self._rollout_starts = starts
         return snapshot
 
-    def _classifier_for(self, config: TurnoutConfig) -> Classifier:
+    def _classifier_for(self, config: TurnoutConfig, key: tuple[Any, ...]) -> Classifier:
         """The explicit classifier, else the configured one (loaded again only when its config changed)."""
         if self._explicit_classifier is not None:
             return self._explicit_classifier
@@ -147,10 +152,7 @@ class Turnout:
         if not settings.enabled:
             return NoOpClassifier(settings.unknown_label)
         previous: _Snapshot | None = getattr(self, "_snapshot", None)
-        if previous is not None and (previous.config.intent, previous.config.plugins) == (
-            settings,
-            config.plugins,
-        ):
+        if previous is not None and previous.classifier_key == key:
             return previous.classifier
         from turnout.intent import build_classifier
 
@@ -233,14 +235,7 @@ class Turnout:
         if not callable(engine):
             raise TypeError(f"engine {name!r} must be callable, got {type(engine).__name__}")
         self._code_engines[name] = (engine, version)
-        snapshot = self._snapshot
-        self._snapshot = _Snapshot(
-            snapshot.config,
-            snapshot.flags,
-            self._engine_set(snapshot.config),
-            snapshot.source,
-            snapshot.classifier,
-        )
+        self._snapshot = dataclasses.replace(self._snapshot, engines=self._engine_set(self._snapshot.config))
 
     @property
     def engines(self) -> Mapping[str, Engine]:
@@ -428,3 +423,14 @@ class Turnout:
         from turnout.fastapi import choose
 
         return choose(self, flag)
+
+
+def _classifier_key(config: TurnoutConfig) -> tuple[Any, ...]:
+    """What the classifier depends on: its settings, the plugin policy and the model file's stamp
+    (so a model retrained in place is picked up by the next reload)."""
+    model = config.intent.model
+    try:
+        stamp = os.stat(model).st_mtime_ns if model and model != "builtin" else None
+    except OSError:
+        stamp = None
+    return (config.intent, config.plugins, stamp)
