@@ -222,7 +222,10 @@ def _rate(value: float | None) -> str:
 
 
 def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.1f}ms"
+    if value is None:
+        return "—"
+    # Decisions and classifications take microseconds: keep two significant digits there.
+    return f"{value:,.1f}ms" if value >= 10 or value == 0 else f"{value:.2g}ms"
 
 
 def _time(stamp: datetime) -> str:

@@ -1,128 +1,154 @@
-"""`turnout demo`: a Starlette app with three engines, driven by synthetic users in-process."""
+"""`turnout demo`: the chat-coordinator example app, in-process, under synthetic traffic."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import random
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
-from turnout.asgi import TurnoutMiddleware
-from turnout.decorators import BoundEngine, experiment
-from turnout.router import Turnout
-from turnout.workflow import Workflow
+from turnout.errors import TurnoutError
 
-DEMO_CONFIG: dict[str, Any] = {
-    "engines": {
-        "legacy": {"version": "1.0"},
-        "workflow": {"version": "2.0", "fallback": "legacy", "timeout_ms": 500},
-        "langgraph": {"version": "0.9", "fallback": "legacy", "timeout_ms": 500},
-    },
-    "http": {"attribute_headers": {"X-Plan": "plan"}, "variant_header": "X-Turnout-Variant"},
-    "flags": {
-        "coordinator": {
-            "variants": ["legacy", "workflow", "langgraph"],
-            "default": "legacy",
-            "rules": [
-                {"name": "enterprise", "when": {"plan": "enterprise"}, "serve": "langgraph"},
-                {
-                    "name": "canary",
-                    "experiment": "workflow-canary",
-                    "split": {"legacy": 90, "workflow": 10},
-                },
-            ],
-        }
-    },
-}
-PLANS = ("free", "free", "free", "premium", "enterprise")
-MESSAGES = ("where is my order?", "I want a refund", "你好，我的快递到哪了？", "talk to a human please")
-
-
-def build(failure_rate: float, seed: int) -> tuple[Turnout, Any]:
-    """The demo's Turnout and Starlette app."""
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-
-    turnout = Turnout(DEMO_CONFIG, env={})
-    rng = random.Random(seed)
-
-    @turnout.engine("legacy")
-    def legacy(message: str) -> str:
-        return "Thanks, an agent will look at: " + message
-
-    workflow = Workflow(name="workflow")
-    workflow.add("intent", lambda state: {"intent": "refund" if "refund" in state["message"] else "other"})
-    workflow.add("generate", lambda state: {"response": f"[{state['intent']}] handled by the workflow"})
-    turnout.add_engine("workflow", workflow)
-
-    @turnout.engine("langgraph")
-    async def langgraph(message: str) -> str:
-        await asyncio.sleep(0)
-        if rng.random() < failure_rate:
-            raise RuntimeError("graph node failed")
-        return "graph answer to: " + message
-
-    @experiment("coordinator")
-    async def chat(request: Request, engine: BoundEngine) -> JSONResponse:
-        body = await request.json()
-        reply = await engine(body["message"])
-        return JSONResponse({"variant": engine.variant, "reply": reply})
-
-    app = Starlette(routes=[Route("/chat", chat, methods=["POST"])], lifespan=turnout.lifespan)
-    app.add_middleware(TurnoutMiddleware, turnout=turnout)
-    return turnout, app
+PLANS = (("free", 0.6), ("premium", 0.3), ("enterprise", 0.1))
+MESSAGES = (
+    "Hi there!",
+    "Where is my order #4411?",
+    "My package still hasn't arrived, can you track it?",
+    "I want a refund for the broken blender",
+    "This is the third time my delivery is late, unacceptable",
+    "Does the X200 vacuum work on carpets?",
+    "Can I talk to a real person please",
+    "Thanks, bye!",
+    "Please cancel my order",
+    "My card was charged twice",
+    "I can't log into my account",
+    "你好",
+    "我的订单到哪了？",
+    "快递三天没更新了，帮我查一下物流",
+    "我要退款，东西坏了",
+    "你们的服务太差了，我要投诉",
+    "这款耳机支持降噪吗？",
+    "请帮我转人工客服",
+    "谢谢，再见",
+    "我想取消订单",
+    "付款失败了怎么办",
+    "我的账号登录不了",
+)
+CONCURRENCY = 64
 
 
-async def _drive(app: Any, users: int, seed: int) -> tuple[Counter[tuple[str, str]], int, float]:
+def _example_module() -> Any:
+    """Import examples.chat_coordinators.app from the checkout (cwd, or where turnout lives)."""
+    here = Path(__file__).resolve()
+    for root in (Path.cwd(), *here.parents):
+        if (root / "examples" / "chat_coordinators" / "app.py").is_file():
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+            return importlib.import_module("examples.chat_coordinators.app")
+    raise TurnoutError("turnout demo runs from a clone of the turnout repository (examples/ not found)")
+
+
+def _users(count: int, rng: random.Random) -> list[tuple[str, str, list[str]]]:
+    plans = [plan for plan, _ in PLANS]
+    weights = [weight for _, weight in PLANS]
+    users = []
+    for index in range(count):
+        plan = rng.choices(plans, weights)[0]
+        messages = [rng.choice(MESSAGES) for _ in range(rng.choice((1, 1, 2, 3)))]
+        users.append((f"user-{index:05d}", plan, messages))
+    return users
+
+
+async def _drive(
+    app: Any, users: list[tuple[str, str, list[str]]], progress: Any
+) -> Counter[tuple[str, str]]:
     import httpx
 
-    rng = random.Random(seed)
-    by_plan: Counter[tuple[str, str]] = Counter()
-    first: dict[str, str] = {}
-    moved = 0
+    served: Counter[tuple[str, str]] = Counter()
+    queue: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
+    for user, plan, messages in users:
+        for message in messages:
+            queue.put_nowait((user, plan, message))
+    task = progress.add_task("chatting", total=queue.qsize())
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://demo", timeout=30) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                user, plan, message = queue.get_nowait()
+                headers = {"X-User-Id": user, "X-Plan": plan, "X-Session-Id": f"s-{user}"}
+                response = await client.post("/chat", json={"message": message}, headers=headers)
+                label = response.json().get("variant", "?") if response.status_code == 200 else "failed"
+                served[(plan, label)] += 1
+                progress.advance(task)
+
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return served
+
+
+def run_demo(*, users: int = 3000, seed: int = 7) -> int:
+    """Drive `users` synthetic users through the example app; print the dashboard and where files are."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console()
     started = time.perf_counter()
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
-        for round_ in range(2):
-            for user in range(users):
-                plan = PLANS[user % len(PLANS)]
-                headers = {"X-User-Id": f"user-{user}", "X-Plan": plan}
-                response = await client.post("/chat", json={"message": rng.choice(MESSAGES)}, headers=headers)
-                variant = response.json()["variant"]
-                if round_ == 0:
-                    first[headers["X-User-Id"]] = variant
-                    by_plan[(plan, variant)] += 1
-                elif first[headers["X-User-Id"]] != variant:
-                    moved += 1
-    return by_plan, moved, time.perf_counter() - started
+    example = _example_module()
+    console.print("[bold]turnout demo[/]: the chat-coordinator example (legacy, workflow, langgraph engines)")
+    with console.status("loading the config and the intent model (trained from shipped data on first run)…"):
+        turnout = example.create_turnout(seed=seed)
+    app = example.create_app(turnout)
+    rng = random.Random(seed)
+    population = _users(users, rng)
 
-
-def run_demo(*, users: int = 2000, seed: int = 7) -> int:
-    """Route `users` synthetic users twice (to show stickiness) and print what happened."""
-    turnout, app = build(failure_rate=0.05, seed=seed)
-
-    async def drive() -> tuple[Counter[tuple[str, str]], int, float]:
+    async def main() -> Counter[tuple[str, str]]:
         await turnout.start()
         try:
-            return await _drive(app, users, seed)
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=console) as progress:
+                return await _drive(app, population, progress)
         finally:
-            await turnout.stop()
+            await turnout.stop()  # final metrics snapshot, events flushed
 
-    by_plan, moved, elapsed = asyncio.run(drive())
-    print(
-        f"turnout demo: {users} users x 2 requests through TurnoutMiddleware + @experiment ({elapsed:.1f}s)\n"
+    served = asyncio.run(main())
+    _print_split(console, served)
+    from turnout.dashboard import dashboard_main
+
+    metrics = turnout.config.telemetry.jsonl_path
+    dashboard_main(metrics, None, False, console=console, telemetry=turnout.config.telemetry)
+    sink = turnout.config.events.sink
+    if sink.startswith("sqlite:///"):
+        sink = str(Path(sink.removeprefix("sqlite:///")).resolve())
+    console.print(f"\nfinished in {time.perf_counter() - started:.1f}s. Files:")
+    console.print(f"  metrics  {Path(metrics).resolve()}  (one JSON line per snapshot)")
+    console.print(f"  events   {sink}  (table analytics_events: exposures and session.* events)")
+    console.print("Try next:")
+    console.print(f"  turnout dashboard {metrics}")
+    console.print("  turnout validate examples/chat_coordinators/turnout.toml")
+    console.print(
+        "  uvicorn examples.chat_coordinators.app:app --port 8000   # then POST /chat, GET /metrics"
     )
-    variants = ("legacy", "workflow", "langgraph")
-    print(f"{'plan':<12}" + "".join(f"{v:>12}" for v in variants))
-    for plan in sorted({p for p, _ in by_plan}):
-        total = sum(by_plan[(plan, v)] for v in variants)
-        cells = "".join(f"{by_plan[(plan, v)]:>6} {by_plan[(plan, v)] / total:>4.0%}" for v in variants)
-        print(f"{plan:<12}{cells}")
-    print(f"\nsticky: {moved} of {users} users changed variant between their two requests")
-    fallbacks = turnout.failures.snapshot()
-    print(f"engine failures served by the fallback engine: {fallbacks or 'none'}")
-    print("\nnext: `turnout validate examples/turnout.toml`, and see README.md for the API")
-    return 0 if moved == 0 else 1
+    return 0
+
+
+def _print_split(console: Any, served: Counter[tuple[str, str]]) -> None:
+    from rich.table import Table
+
+    table = Table(title="requests by plan and variant (enterprise → langgraph; the rest → workflow canary)")
+    variants = sorted({variant for _, variant in served})
+    table.add_column("plan")
+    for variant in variants:
+        table.add_column(variant, justify="right")
+    for plan, _ in PLANS:
+        total = sum(served[(plan, v)] for v in variants) or 1
+        table.add_row(plan, *(f"{served[(plan, v)]:,} ({served[(plan, v)] / total:.0%})" for v in variants))
+    console.print(table)
