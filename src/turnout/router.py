@@ -13,7 +13,6 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
-from opentelemetry.trace import StatusCode
 
 from turnout.config import TurnoutConfig, load_file, validate_config
 from turnout.context import RoutingContext, _current, current_context
@@ -24,10 +23,10 @@ from turnout.errors import ConfigError, ConfigIssue, TurnoutError
 from turnout.events import EventTracker
 from turnout.failures import Failures
 from turnout.flags import CompiledFlag, compile_flags
+from turnout.intent.signal import classifier_key, classify, configured_classifier
 from turnout.telemetry.hub import Telemetry, check_exporters
 from turnout.telemetry.metrics import Measure, MetricsRegistry
-from turnout.telemetry.tracing import INTENT_SPAN
-from turnout.types import ASGIApp, Classifier, Clock, EngineCallable, Intent, NoOpClassifier
+from turnout.types import ASGIApp, Classifier, Clock, EngineCallable, Intent
 from turnout.watch import FileWatcher
 
 if TYPE_CHECKING:
@@ -137,30 +136,17 @@ class Turnout:
             )
         starts = dict(self._rollout_starts)
         flags = compile_flags(config, rollout_starts=starts, now=self._clock())
-        key = _classifier_key(config)
-        snapshot = _Snapshot(
-            config, flags, self._engine_set(config), source, self._classifier_for(config, key), key
-        )
+        key = classifier_key(config)
+        previous: _Snapshot | None = getattr(self, "_snapshot", None)
+        if self._explicit_classifier is not None:
+            classifier = self._explicit_classifier
+        elif previous is not None and previous.classifier_key == key:
+            classifier = previous.classifier  # loaded again only when its config or file changed
+        else:
+            classifier = configured_classifier(config)
+        snapshot = _Snapshot(config, flags, self._engine_set(config), source, classifier, key)
         self._rollout_starts = starts
         return snapshot
-
-    def _classifier_for(self, config: TurnoutConfig, key: tuple[Any, ...]) -> Classifier:
-        """The explicit classifier, else the configured one (loaded again only when its config changed)."""
-        if self._explicit_classifier is not None:
-            return self._explicit_classifier
-        settings = config.intent
-        if not settings.enabled:
-            return NoOpClassifier(settings.unknown_label)
-        previous: _Snapshot | None = getattr(self, "_snapshot", None)
-        if previous is not None and previous.classifier_key == key:
-            return previous.classifier
-        from turnout.intent import build_classifier
-
-        try:
-            return build_classifier(settings, block=config.plugins.block, autoload=config.plugins.autoload)
-        except TurnoutError as exc:
-            field = "model" if settings.classifier == "fasttext" else "classifier"
-            raise ConfigError([ConfigIssue(f"intent.{field}", getattr(settings, field), str(exc))]) from exc
 
     def _engine_set(self, config: TurnoutConfig) -> EngineSet:
         previous = self._snapshot.engines if hasattr(self, "_snapshot") else None
@@ -323,40 +309,14 @@ class Turnout:
 
     def classify(self, text: str | None) -> Intent:
         """The intent of `text`; any classifier failure gives `unknown` (counted, logged once)."""
-        settings = self._snapshot.config.intent
-        if not text or not text.strip():
-            return Intent(settings.unknown_label, 0.0)
-        tracer = self.telemetry.tracing.tracer
-        if tracer is None:
-            return self._predict(text[: settings.max_chars])[0]
-        with tracer.start_as_current_span(INTENT_SPAN, attributes={"turnout.text_length": len(text)}) as span:
-            intent, error = self._predict(text[: settings.max_chars])
-            span.set_attributes(
-                {"turnout.intent": intent.label, "turnout.intent.confidence": intent.confidence}
-            )
-            if intent.raw_label is not None:
-                span.set_attribute("turnout.intent.raw", intent.raw_label)
-            if error is None:
-                span.set_status(StatusCode.OK)
-            else:
-                span.record_exception(error)
-                span.set_status(StatusCode.ERROR, type(error).__name__)
-            return intent
-
-    def _predict(self, text: str) -> tuple[Intent, Exception | None]:
-        settings = self._snapshot.config.intent
-        started = perf_counter()
-        try:
-            intent = self._snapshot.classifier.predict(text)
-        except Exception as exc:
-            self.failures.record("intent.classify", exc)
-            elapsed = (perf_counter() - started) * 1000.0
-            self.telemetry.metrics.record("intent.classify", elapsed, False, type(exc).__name__)
-            return Intent(settings.unknown_label, 0.0), exc
-        self.telemetry.metrics.record("intent.classify", (perf_counter() - started) * 1000.0, True)
-        if intent.confidence < settings.min_confidence and intent.label != settings.unknown_label:
-            return Intent(settings.unknown_label, intent.confidence, intent.raw_label or intent.label), None
-        return intent, None
+        snapshot = self._snapshot
+        return classify(
+            snapshot.classifier,
+            snapshot.config.intent,
+            text,
+            telemetry=self.telemetry,
+            failures=self.failures,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -423,14 +383,3 @@ class Turnout:
         from turnout.fastapi import choose
 
         return choose(self, flag)
-
-
-def _classifier_key(config: TurnoutConfig) -> tuple[Any, ...]:
-    """What the classifier depends on: its settings, the plugin policy and the model file's stamp
-    (so a model retrained in place is picked up by the next reload)."""
-    model = config.intent.model
-    try:
-        stamp = os.stat(model).st_mtime_ns if model and model != "builtin" else None
-    except OSError:
-        stamp = None
-    return (config.intent, config.plugins, stamp)
