@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck pytest bench clean
 
-PLUGINS := plugins/turnout-langgraph
+PLUGINS := plugins/turnout-langgraph plugins/turnout-posthog
 
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,13 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -W error --strict-markers
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_decide.py
-	$(BIN)/python bench/bench_asgi.py
+	$(BIN)/python bench/bench_decide.py --quick
+	$(BIN)/python bench/bench_asgi.py --quick
+	$(BIN)/python bench/bench_telemetry.py --quick
+	$(BIN)/python bench/bench_metrics.py
+	$(BIN)/python bench/bench_events.py --quick
+	$(BIN)/python bench/bench_banking77.py
+	$(BIN)/python bench/bench_intent.py --quick --model "$$($(BIN)/python -c 'import tempfile; print(tempfile.gettempdir())')/turnout-bench/banking77.ftz"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
