@@ -158,3 +158,13 @@ def test_discovery_is_cached(fake_plugins: list[FakeEntryPoint], monkeypatch: py
     discover("turnout.engines")
     discover("turnout.engines")
     assert calls == ["turnout.engines"]
+
+
+def test_secrets_in_sink_urls_never_reach_error_messages() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Turnout({"events": {"sinks": ["nosuchsink://u:hunter2@host/db?api_key=phc_secret"]}}, env={})
+    issue = caught.value.issues[0]
+    assert issue.path == "events.sinks[0]"
+    text = str(caught.value)
+    assert "hunter2" not in text and "phc_secret" not in text
+    assert "***" in str(issue.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,15 @@ class WorkflowStepError(EngineError):
     def __init__(self, engine: str, step: str, cause: BaseException) -> None:
         self.step = step
         super().__init__(engine, f"step {step!r} failed: {type(cause).__name__}: {cause}")
+
+
+_SECRET_QUERY = re.compile(r"(?i)([?&][^=&#]*(?:key|token|secret|password|passwd|pwd)[^=&#]*=)[^&#]*")
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@")
+
+
+def redact(text: str) -> str:
+    """Mask credentials in URLs (passwords, `api_key=`/`token=`-like query values) for messages."""
+    return _SECRET_QUERY.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:

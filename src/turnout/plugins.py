@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from turnout.errors import TurnoutError
+from turnout.errors import TurnoutError, redact
 
 GROUPS = ("turnout.engines", "turnout.exporters", "turnout.sinks", "turnout.classifiers")
 DISABLE_ENV = "TURNOUT_DISABLE_PLUGIN_AUTOLOAD"
@@ -97,7 +97,9 @@ def build_plugin(
     try:
         return factory(**options)
     except (TypeError, ValueError) as exc:
-        raise PluginError(f"plugin {name!r} ({group}) rejected its options {dict(options)!r}: {exc}") from exc
+        raise PluginError(
+            redact(f"plugin {name!r} ({group}) rejected its options {dict(options)!r}: {exc}")
+        ) from exc
 
 
 def load_engine_plugin(

@@ -19,7 +19,7 @@ from turnout.context import RoutingContext, _current, current_context
 from turnout.decision import Decision, Reason
 from turnout.engines import Engine, EngineSet, build_engine_set
 from turnout.environment import apply_environment
-from turnout.errors import ConfigError, ConfigIssue, TurnoutError
+from turnout.errors import ConfigError, ConfigIssue, TurnoutError, redact
 from turnout.events import EventTracker
 from turnout.failures import Failures
 from turnout.flags import CompiledFlag, compile_flags
@@ -187,7 +187,8 @@ class Turnout:
         try:
             return EventTracker.from_config(config.events, plugins=config.plugins, failures=self.failures)
         except TurnoutError as exc:
-            raise ConfigError([ConfigIssue("events.sink", config.events.sink, str(exc))]) from exc
+            path, url = _failing_sink(config)
+            raise ConfigError([ConfigIssue(path, redact(url), redact(str(exc)))]) from None
 
     # -- events --------------------------------------------------------------------------
 
@@ -383,3 +384,19 @@ class Turnout:
         from turnout.fastapi import choose
 
         return choose(self, flag)
+
+
+def _failing_sink(config: TurnoutConfig) -> tuple[str, str]:
+    """Which of `events.sink` / `events.sinks[i]` cannot be built (for the error's path)."""
+    from turnout.events.sinks import sink_from_url
+
+    named = [("events.sink", config.events.sink)]
+    named += [(f"events.sinks[{i}]", url) for i, url in enumerate(config.events.sinks)]
+    for path, url in named:
+        if not url.strip():
+            continue
+        try:
+            sink_from_url(url, block=config.plugins.block, autoload=config.plugins.autoload)
+        except TurnoutError:
+            return path, url
+    return named[0]
