@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test postgres lint typecheck pytest bench clean
 
 PLUGINS := plugins/turnout-langgraph plugins/turnout-posthog
 
@@ -18,7 +18,12 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 demo: $(STAMP)
 	$(BIN)/turnout demo
 
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) postgres lint typecheck pytest
+
+# The PostgreSQL tests start a throwaway server; this installs Debian's `postgresql` first
+# if it is missing (needs root). Without it they skip, or fail when TURNOUT_REQUIRE_POSTGRES=1.
+postgres: $(STAMP)
+	-$(BIN)/python tests/pg_server.py --install-only
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples plugins

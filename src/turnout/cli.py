@@ -31,6 +31,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     intent = commands.add_parser("intent", help="train and evaluate the fastText intent classifier")
     add_intent_commands(intent.add_subparsers(required=True))
 
+    events = commands.add_parser("events", help="aggregates of tracked events").add_subparsers(
+        dest="events_command", required=True
+    )
+    summary_cmd = events.add_parser("summary", help="events per day, top events, seed 004's rates")
+    summary_cmd.add_argument("url", nargs="?", default="sqlite:///turnout_events.db")
+    summary_cmd.add_argument("--since", default="30d", help="e.g. 7d, 30d, 24h")
+
     dash = commands.add_parser("dashboard", help="per-engine and per-variant metrics from metrics.jsonl")
     dash.add_argument("path", nargs="?", default="logs/metrics.jsonl")
     dash.add_argument("--since", help="only the last N (e.g. 30m, 24h, 7d), from per-interval windows")
@@ -45,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _plugins()
     if args.command == "dashboard":
         return _dashboard(args)
+    if args.command == "events":
+        from turnout.events.summary import summary_main
+
+        return summary_main(args.url, args.since)
     if args.command == "intent":
         from turnout.intent.cli import run_intent_command
 

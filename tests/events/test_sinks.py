@@ -190,11 +190,6 @@ def test_jsonl_and_memory_urls() -> None:
     assert isinstance(sink_from_url("memory://"), MemorySink)
 
 
-def test_postgres_is_announced_clearly() -> None:
-    with pytest.raises(TurnoutError, match="postgres"):
-        sink_from_url("postgres://turnout@localhost/events")
-
-
 class _EntryPoint:
     def __init__(self, name: str, factory: Any) -> None:
         self.name = name

@@ -260,8 +260,8 @@ def _path(rest: str, default: str) -> str:
     return path or default
 
 
-def _postgres(url: str) -> EventSink:
-    try:  # `turnout.events.postgres.PostgresSink(url)`, once that module exists
+def _postgres(url: str, **options: Any) -> EventSink:
+    try:  # `turnout.events.postgres.PostgresSink(url)`; that module imports psycopg
         module = importlib.import_module("turnout.events.postgres")
     except ModuleNotFoundError as exc:
         why = (
@@ -270,7 +270,7 @@ def _postgres(url: str) -> EventSink:
             else f'needs psycopg: pip install "turnout[postgres]" ({exc})'
         )
         raise TurnoutError(f"the postgres event sink {why}") from exc
-    sink: EventSink = module.PostgresSink(url)
+    sink: EventSink = module.PostgresSink(url, **options)
     return sink
 
 
@@ -286,7 +286,7 @@ def sink_from_url(url: str, *, block: Iterable[str] = (), autoload: bool = True,
     if kind == "memory":
         return MemorySink()
     if kind in ("postgres", "postgresql"):
-        return _postgres(text)
+        return _postgres(text, **options)
     if not scheme:
         raise TurnoutError(f"empty event sink URL {url!r}")
     from turnout.plugins import build_plugin
