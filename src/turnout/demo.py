@@ -131,13 +131,30 @@ def run_demo(*, users: int = 3000, seed: int = 7) -> int:
     console.print(f"\nfinished in {time.perf_counter() - started:.1f}s. Files:")
     console.print(f"  metrics  {Path(metrics).resolve()}  (one JSON line per snapshot)")
     console.print(f"  events   {sink}  (table analytics_events: exposures and session.* events)")
+    turnout_cmd, python = _commands()
     console.print("Try next:")
-    console.print(f"  turnout dashboard {metrics}")
-    console.print("  turnout validate examples/chat_coordinators/turnout.toml")
+    console.print(f"  {turnout_cmd} dashboard {metrics}")
+    console.print(f"  {turnout_cmd} events summary")
+    console.print(f"  {turnout_cmd} validate examples/chat_coordinators/turnout.toml")
     console.print(
-        "  uvicorn examples.chat_coordinators.app:app --port 8000   # then POST /chat, GET /metrics"
+        f"  {python} -m uvicorn examples.chat_coordinators.app:app --port 8000   # POST /chat, GET /metrics/"
     )
     return 0
+
+
+def _commands() -> tuple[str, str]:
+    """How to call `turnout` and Python here: plain names if they are on PATH, else their paths."""
+    import os
+    import shutil
+
+    def shown(path: str, name: str) -> str:
+        if shutil.which(name) == path:
+            return name
+        relative = os.path.relpath(path)
+        return relative if not relative.startswith("..") else path
+
+    script = shutil.which(sys.argv[0]) or sys.argv[0]
+    return shown(os.path.abspath(script), "turnout"), shown(sys.executable, "python")
 
 
 def _print_split(console: Any, served: Counter[tuple[str, str]]) -> None:
