@@ -1,9 +1,10 @@
-"""Shared pieces of the benchmarks: the workload, the network guard, timing and tables."""
+"""Shared pieces of the benchmarks: the workload, the network guard, timing, the raw ASGI loop, tables."""
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
 import socket
@@ -11,9 +12,11 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from turnout import Turnout
 
 VARIANTS = ("legacy", "workflow", "langgraph")
 SPLIT = {"legacy": 80, "workflow": 10, "langgraph": 10}
@@ -49,9 +52,13 @@ def users(count: int) -> list[User]:
     return [(f"user-{i}", plan_of(i)) for i in range(count)]
 
 
-def parse_args(description: str) -> argparse.Namespace:
-    """`--quick` (10k ids, 3 passes), `--ids N`, `--reps N`."""
+def parse_args(
+    description: str, extra: Callable[[argparse.ArgumentParser], object] | None = None
+) -> argparse.Namespace:
+    """`--quick` (10k ids, 3 passes), `--ids N`, `--reps N`, and whatever `extra` adds."""
     parser = argparse.ArgumentParser(description=description)
+    if extra is not None:
+        extra(parser)
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_IDS:,} ids and 3 passes")
     parser.add_argument("--ids", type=int, default=None, help=f"distinct ids (default {FULL_IDS:,})")
     parser.add_argument("--reps", type=int, default=None, help="timed passes over the ids (default 7)")
@@ -159,6 +166,156 @@ def time_batches(run: Callable[[Sequence[Any]], object], batches: Sequence[Seque
 def progress(rep: int, reps: int) -> None:
     """Tell stderr a pass is done (stdout keeps only the report)."""
     print(f"  pass {rep}/{reps} done", file=sys.stderr, flush=True)
+
+
+# -- the raw ASGI loop --------------------------------------------------------------------
+# Apps are driven with `await app(scope, receive, send)`: prebuilt scopes, an empty body
+# and a send that does nothing, so the numbers are the app's own cost. No server and no
+# httpx: httpx's ASGI transport costs more than the app and would hide what is measured.
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
+Contender = tuple[str, str, ASGIApp]
+"""(name, what it adds, app): one line of an ASGI table; the first of a list is the baseline."""
+
+ASGI_CONFIG: dict[str, Any] = {
+    "flags": {"coordinator": TURNOUT_FLAG},
+    "http": {"attribute_headers": {"X-Plan": "plan"}},
+}
+"""The benchmark flag, with the X-Plan header read into the `plan` attribute."""
+
+
+def asgi_turnout(**kwargs: Any) -> Turnout:
+    """A `Turnout` on ASGI_CONFIG with a trivial async engine per variant (it answers its name)."""
+    router = Turnout(ASGI_CONFIG, env={}, **kwargs)
+    for name in VARIANTS:
+
+        async def engine(message: str, name: str = name) -> str:
+            return name
+
+        router.add_engine(name, engine)
+    return router
+
+
+def http_scopes(people: Sequence[User], path: str = "/chat") -> list[dict[str, Any]]:
+    """One prebuilt HTTP scope per user (X-User-Id, X-Plan); each request gets a shallow copy."""
+    return [
+        {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [
+                (b"host", b"bench.local"),
+                (b"user-agent", b"turnout-bench"),
+                (b"accept", b"application/json"),
+                (b"x-user-id", user.encode()),
+                (b"x-plan", plan.encode()),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+        }
+        for user, plan in people
+    ]
+
+
+async def receive() -> Message:
+    """An empty request body."""
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def discard(message: Message) -> None:
+    """The no-op send of the timed passes."""
+
+
+async def serve_all(name: str, app: ASGIApp, requests: Sequence[Scope], people: Sequence[User]) -> list[str]:
+    """Serve every request once (untimed: also the warm-up); each answer must be 200 + a variant."""
+    variants = []
+    for scope, (user, _) in zip(requests, people, strict=True):
+        sent: list[Message] = []
+
+        async def record(message: Message, sent: list[Message] = sent) -> None:
+            sent.append(message)
+
+        await app(dict(scope), receive, record)
+        status = sent[0]["status"]
+        if status != 200:
+            raise SystemExit(f"{name}: {user} got HTTP {status}: {sent[1:]}")
+        variants.append(json.loads(b"".join(m.get("body", b"") for m in sent[1:]))["variant"])
+    return variants
+
+
+async def check_apps(contenders: Sequence[Contender], people: Sequence[User]) -> list[tuple[str, ...]]:
+    """Serve every id once through each app; (name, variant shares…) rows for a table."""
+    requests = http_scopes(people)
+    rows = []
+    for name, _, app in contenders:
+        chosen = await serve_all(name, app, requests, people)
+        rows.append(
+            (name, *shares((plan, variant) for (_, plan), variant in zip(people, chosen, strict=True)))
+        )
+    return rows
+
+
+async def time_asgi_pass(app: ASGIApp, batches: Sequence[Sequence[Scope]]) -> list[int]:
+    """Serve each batch with the GC paused; the ns each batch took."""
+    clock = time.perf_counter_ns
+    spent = []
+    with PausedGC():
+        for batch in batches:
+            start = clock()
+            for scope in batch:
+                await app(dict(scope), receive, discard)
+            spent.append(clock() - start)
+    return spent
+
+
+async def time_apps(contenders: Sequence[Contender], people: Sequence[User], reps: int) -> list[Result]:
+    """Time the apps interleaved (one pass of each, then the next round), `reps` passes."""
+    batches = chunks(http_scopes(people))
+    sizes = [len(b) for b in batches]
+    results = [Result(name, note) for name, note, _ in contenders]
+    for rep in range(1, reps + 1):
+        for (_, _, app), result in zip(contenders, results, strict=True):
+            result.add_pass(await time_asgi_pass(app, batches), sizes)
+        progress(rep, reps)
+    return results
+
+
+def overhead_rows(results: Sequence[Result], baseline: Result) -> list[tuple[str, ...]]:
+    """Per result: µs/request, best pass, p10–p90, and µs and % over `baseline` (medians / best)."""
+    rows = []
+    for result in results:
+        if result is baseline:
+            overhead = ("—", "—")
+        else:
+            median, best = result.median_us - baseline.median_us, result.best_us - baseline.best_us
+            overhead = (
+                f"{median:+.2f} / {best:+.2f}",
+                f"{100 * median / baseline.median_us:+.0f}% / {100 * best / baseline.best_us:+.0f}%",
+            )
+        rows.append(
+            (
+                result.name,
+                f"{result.median_us:.2f}",
+                f"{result.best_us:.2f}",
+                f"{result.percentile_us(10):.2f}–{result.percentile_us(90):.2f}",
+                *overhead,
+                result.note,
+            )
+        )
+    return rows
+
+
+OVERHEAD_HEADERS = ("app", "µs/request", "best pass", "p10–p90", "overhead µs", "overhead", "what it does")
 
 
 # -- output -------------------------------------------------------------------------------
