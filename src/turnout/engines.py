@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import contextvars
 import functools
 import importlib
 import inspect
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.trace import Span, StatusCode, Tracer
+from opentelemetry import trace
+from opentelemetry.trace import Span
 
 from turnout.breaker import CircuitBreaker
 from turnout.config import EngineConfig, TurnoutConfig
@@ -185,9 +185,13 @@ class EngineSet:
                 if tracer is None:
                     result = await engine.acall(args, kwargs)
                 else:
-                    with self._span(tracer, engine, decision, tried) as span:
-                        result = await engine.acall(args, kwargs)
-                        span.set_status(StatusCode.OK)
+                    span = tracer.start_span(ENGINE_SPAN, attributes=_attributes(engine, decision))
+                    with trace.use_span(span, end_on_exit=True):
+                        try:
+                            result = await engine.acall(args, kwargs)
+                        except Exception as exc:
+                            self._mark_fallback(span, engine, tried, exc)
+                            raise
             except Exception as exc:
                 self._metrics.record(f"engine.{engine.name}", _ms(attempt), False, type(exc).__name__)
                 first_error = first_error or type(exc).__name__
@@ -218,9 +222,13 @@ class EngineSet:
                 if tracer is None:
                     result = engine.call(args, kwargs)
                 else:
-                    with self._span(tracer, engine, decision, tried) as span:
-                        result = engine.call(args, kwargs)
-                        span.set_status(StatusCode.OK)
+                    span = tracer.start_span(ENGINE_SPAN, attributes=_attributes(engine, decision))
+                    with trace.use_span(span, end_on_exit=True):
+                        try:
+                            result = engine.call(args, kwargs)
+                        except Exception as exc:
+                            self._mark_fallback(span, engine, tried, exc)
+                            raise
             except Exception as exc:
                 cause = exc
                 self._metrics.record(f"engine.{engine.name}", _ms(attempt), False, type(exc).__name__)
@@ -231,18 +239,11 @@ class EngineSet:
             self._record_variant(decision, started, first_error)
             return result, decision
 
-    @contextlib.contextmanager
-    def _span(self, tracer: Tracer, engine: Engine, decision: Decision, tried: set[str]) -> Iterator[Span]:
-        """The `turnout.engine` span of one attempt; a failure that falls back is marked on it."""
-        attributes = engine_attributes(engine.name, engine.version, decision)
-        with tracer.start_as_current_span(ENGINE_SPAN, attributes=attributes) as span:
-            try:
-                yield span
-            except Exception as exc:
-                target = self._fallback_target(engine, tried)
-                if target is not None:
-                    mark_fallback(span, engine.name, target.name, exc)
-                raise
+    def _mark_fallback(self, span: Span, engine: Engine, tried: set[str], exc: Exception) -> None:
+        """On the failed attempt's span (status ERROR, set by use_span), say who takes over."""
+        target = self._fallback_target(engine, tried)
+        if target is not None:
+            mark_fallback(span, engine.name, target.name, exc)
 
     def _record_variant(self, decision: Decision, started: float, error: str | None) -> None:
         # A variant counts as failed when its own engine failed, even if a fallback served:
@@ -266,6 +267,10 @@ class EngineSet:
             raise exc
         tried.add(target.name)
         return target, decision.fallen_back(target.name, f"{engine.name}: {type(exc).__name__}: {exc}"[:300])
+
+
+def _attributes(engine: Engine, decision: Decision) -> dict[str, Any]:
+    return engine_attributes(engine.name, engine.version, decision)
 
 
 def _ms(since: float) -> float:

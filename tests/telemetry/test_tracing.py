@@ -162,7 +162,7 @@ async def test_engine_span_is_a_child_of_the_current_span_and_carries_the_decisi
     }
     assert isinstance(bucket, float)
     assert 0.0 <= bucket < 1.0
-    assert span.status.status_code is StatusCode.OK
+    assert span.status.status_code is StatusCode.UNSET
     assert span.kind is SpanKind.INTERNAL
 
 
@@ -222,7 +222,7 @@ async def test_fallback_marks_the_failed_span_and_the_fallback_engine_gets_its_o
     # The variant stays the one the flag served: the canary's figures must show the failure.
     assert attributes["feature_flag.result.variant"] == "workflow"
     assert attributes["turnout.experiment"] == EXPERIMENT
-    assert fallback.status.status_code is StatusCode.OK
+    assert fallback.status.status_code is StatusCode.UNSET
     assert not [event for event in fallback.events if event.name == "turnout.fallback"]
     # Both attempts are siblings under the request's span.
     assert parent_id(failed) == parent_id(fallback) == parent.get_span_context().span_id
@@ -255,7 +255,7 @@ def test_sync_runs_get_spans_too(provider: TracerProvider, exporter: InMemorySpa
     assert reply == "sync:hi"
     (span,) = named(exporter, "turnout.engine")
     assert parent_id(span) == parent.get_span_context().span_id
-    assert span.status.status_code is StatusCode.OK
+    assert span.status.status_code is StatusCode.UNSET
 
 
 # -- the flag-evaluation event -----------------------------------------------------------------
@@ -370,7 +370,7 @@ async def test_intent_classification_gets_its_own_span(
         "turnout.intent": "refund",
         "turnout.intent.confidence": 0.9,
     }
-    assert span.status.status_code is StatusCode.OK
+    assert span.status.status_code is StatusCode.UNSET
     (engine,) = named(exporter, "turnout.engine")
     attributes = dict(engine.attributes or {})
     assert attributes["turnout.reason"] == "TARGETING_MATCH"

@@ -63,9 +63,7 @@ def classify(
         span.set_attributes({"turnout.intent": intent.label, "turnout.intent.confidence": intent.confidence})
         if intent.raw_label is not None:
             span.set_attribute("turnout.intent.raw", intent.raw_label)
-        if error is None:
-            span.set_status(StatusCode.OK)
-        else:
+        if error is not None:  # success stays UNSET, as OpenTelemetry asks of instrumentation
             span.record_exception(error)
             span.set_status(StatusCode.ERROR, type(error).__name__)
         return intent
