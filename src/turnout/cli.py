@@ -46,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     dash.add_argument("--config", type=Path, help="a turnout config whose health thresholds to use")
 
     args = parser.parse_args(argv)
+    # Like uvicorn's --app-dir default: engine targets and plugin options name modules of the
+    # project the command runs in.
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
     if args.command == "validate":
         return _validate(args.file, use_env=args.env)
     if args.command == "plugins":
