@@ -49,7 +49,7 @@ hash_by = "user_id"
   name = "canary"
   experiment = "workflow-canary"
   split = {{ legacy = 90, workflow = 10 }}
-  rollout = {{ steps = [10, 25, 50, 100], every = "1d" }}
+  rollout = {{ steps = [10, 25, 50, 100], every = "1d", start = 2026-12-01T09:00:00Z }}
   guardrails = {{ p99_ms = 3000, min_success_rate = 0.95, min_samples = 100, action = "rollback" }}
 
 [telemetry]
@@ -163,7 +163,7 @@ def test_same_config_loads_from_json(tmp_path: Path, engines_module: str) -> Non
     toml_path = tmp_path / "turnout.toml"
     toml_path.write_text(ARCHITECTURE_TOML.format(module=engines_module), encoding="utf-8")
     json_path = tmp_path / "turnout.json"
-    json_path.write_text(json.dumps(load_file(toml_path)), encoding="utf-8")
+    json_path.write_text(json.dumps(load_file(toml_path), default=str), encoding="utf-8")  # TOML datetimes
 
     from_json = Turnout.from_file(json_path, env={}, classifier=NoOpClassifier())
     from_toml = Turnout.from_file(toml_path, env={}, classifier=NoOpClassifier())
@@ -358,7 +358,7 @@ def test_bad_duration(duration: Any) -> None:
 
 
 def test_bad_rollout_interval_names_its_path() -> None:
-    rollout = {"steps": [10, 50], "every": "daily"}
+    rollout = {"steps": [10, 50], "every": "daily", "start": "2026-12-01T09:00:00Z"}
     found = issues_of(with_changes(("flags.coordinator.rules.1.rollout", rollout)))
     assert found == [("flags.coordinator.rules[1].rollout.every", "daily")]
 
@@ -375,7 +375,7 @@ def test_rollout_without_split() -> None:
 
 @pytest.mark.parametrize("steps", [[10, 10], [50, 25], [10, 50, 40, 100]])
 def test_rollout_steps_must_increase(steps: list[int]) -> None:
-    rollout = {"steps": steps, "every": "1d"}
+    rollout = {"steps": steps, "every": "1d", "start": "2026-12-01T09:00:00Z"}
     found = issues_of(with_changes(("flags.coordinator.rules.1.rollout", rollout)))
     assert found == [("flags.coordinator.rules[1].rollout.steps", steps)]
 
@@ -389,10 +389,24 @@ def test_rollout_step_over_100() -> None:
 def test_rollout_split_must_include_the_default() -> None:
     data = with_changes(
         ("flags.coordinator.rules.1.split", {"workflow": 50, "langgraph": 50}),
-        ("flags.coordinator.rules.1.rollout", {"steps": [10, 50], "every": "1d"}),
+        (
+            "flags.coordinator.rules.1.rollout",
+            {"steps": [10, 50], "every": "1d", "start": "2026-12-01T09:00:00Z"},
+        ),
     )
     found = issues_of(data)
     assert found == [("flags.coordinator.rules[1].split", {"workflow": 50, "langgraph": 50})]
+
+
+def test_a_rollout_with_no_weight_on_any_treatment_is_rejected() -> None:
+    data = with_changes(
+        ("flags.coordinator.rules.1.split", {"legacy": 100, "workflow": 0}),
+        (
+            "flags.coordinator.rules.1.rollout",
+            {"steps": [10, 50], "every": "1d", "start": "2026-12-01T09:00:00Z"},
+        ),
+    )
+    assert issues_of(data) == [("flags.coordinator.rules[1].split", {"legacy": 100, "workflow": 0})]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from turnout import Decision, Reason, RoutingContext, Turnout
+from turnout import ConfigError, Decision, Reason, RoutingContext, Turnout
 from turnout.conditions import CompiledCondition
 from turnout.types import Intent
 
@@ -346,16 +346,22 @@ def test_before_its_start_the_rollout_rule_is_skipped() -> None:
     assert {decide(turnout, key).rule for key in IDS[:300]} == {"ramp"}
 
 
-def test_rollout_without_start_begins_when_the_config_loads() -> None:
-    clock = FakeClock(START + 1234.5)
+def test_a_rollout_needs_a_fixed_start() -> None:
+    # "When this process loaded it" would differ between replicas and reset on restarts.
     rule = {**RAMP, "rollout": {"steps": [10, 25, 50, 100], "every": "1d"}}
-    turnout = Turnout(flag_config(rules=[rule]), clock=clock, env={})
-    assert abs(len(treated(turnout)) / len(IDS) - 0.10) < 0.02
-    clock.now += 2 * DAY
-    assert abs(len(treated(turnout)) / len(IDS) - 0.50) < 0.02
-    # A reload of the same rollout keeps its ramp where it was, not back at the first step.
-    turnout.reload(flag_config(rules=[rule]))
-    assert abs(len(treated(turnout)) / len(IDS) - 0.50) < 0.02
+    with pytest.raises(ConfigError) as caught:
+        Turnout(flag_config(rules=[rule]), env={})
+    assert [(i.path, i.value) for i in caught.value.issues] == [
+        ("flags.coordinator.rules[0].rollout.start", None)
+    ]
+
+
+def test_processes_started_at_different_times_agree_on_the_step() -> None:
+    early = Turnout(flag_config(rules=[RAMP]), clock=FakeClock(START + 2 * DAY + 5), env={})
+    late_clock = FakeClock(START - 7 * DAY)  # built a week before the start, asked later
+    late = Turnout(flag_config(rules=[RAMP]), clock=late_clock, env={})
+    late_clock.now = START + 2 * DAY + 5
+    assert treated(early) == treated(late)
 
 
 def test_rollout_spreads_the_share_over_several_treatments() -> None:

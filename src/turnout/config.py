@@ -322,6 +322,19 @@ def _check_split(rpath: str, rule: RuleConfig, flag: FlagConfig) -> Iterator[Con
                 f"a rollout ramps from the flag default {flag.default!r}: the split must include it "
                 "and at least one other variant",
             )
+        elif all(weight == 0 for variant, weight in split.items() if variant != flag.default):
+            yield ConfigIssue(
+                f"{rpath}.split", split, "a rollout needs a non-default variant with a positive weight"
+            )
+        if rule.rollout.start is None:
+            # A start taken from "when this process loaded the rule" would differ between
+            # replicas and reset on every restart, moving treated users back.
+            yield ConfigIssue(
+                f"{rpath}.rollout.start",
+                None,
+                "a rollout needs a fixed `start` (e.g. 2026-12-01T09:00:00Z) so every process and restart "
+                "agree on its step",
+            )
 
 
 def _fallback_cycles(config: TurnoutConfig) -> Iterator[ConfigIssue]:

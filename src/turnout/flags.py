@@ -151,22 +151,13 @@ class CompiledFlag:
         return self._default
 
 
-def compile_flags(
-    config: TurnoutConfig,
-    *,
-    rollout_starts: dict[tuple[str, str], float],
-    now: float,
-) -> dict[str, CompiledFlag]:
-    """Compile every flag; rules switched off by the routing/intent switches are left out.
-
-    `rollout_starts` remembers when a rollout without an explicit `start` was first seen,
-    so a reload does not restart its ramp.
-    """
+def compile_flags(config: TurnoutConfig) -> dict[str, CompiledFlag]:
+    """Compile every flag; rules switched off by the routing/intent switches are left out."""
     flags: dict[str, CompiledFlag] = {}
     for key, flag in config.flags.items():
         rules: list[CompiledRule] = []
         for index, rule in enumerate(flag.rules):
-            compiled = _compile_rule(key, index, rule, flag, rollout_starts, now)
+            compiled = _compile_rule(key, index, rule, flag)
             if _switched_on(compiled, config):
                 rules.append(compiled)
         flags[key] = CompiledFlag(key, flag, tuple(rules))
@@ -189,8 +180,6 @@ def _compile_rule(
     index: int,
     rule: RuleConfig,
     flag: FlagConfig,
-    rollout_starts: dict[tuple[str, str], float],
-    now: float,
 ) -> CompiledRule:
     name = rule.name or f"rule-{index}"
     condition = compile_condition(rule.when, path=f"flags.{key}.rules[{index}].when") if rule.when else None
@@ -205,12 +194,8 @@ def _compile_rule(
     splitter = rollout = None
     if rule.split is not None:
         splitter = Splitter(rule.split, seed=seed, algorithm=flag.hash)
-        if rule.rollout is not None:
-            start = (
-                rule.rollout.start.timestamp()
-                if rule.rollout.start
-                else rollout_starts.setdefault((key, name), now)
-            )
+        if rule.rollout is not None and rule.rollout.start is not None:  # validation requires a start
+            start = rule.rollout.start.timestamp()
             steps = tuple(
                 Splitter(weights_at_step(rule.split, flag.default, share), seed=seed, algorithm=flag.hash)
                 for share in rule.rollout.steps

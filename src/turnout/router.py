@@ -78,7 +78,6 @@ class Turnout:
         self._clock = clock
         self._explicit_classifier = classifier
         self._code_engines: dict[str, tuple[EngineCallable, str | None]] = {}
-        self._rollout_starts: dict[tuple[str, str], float] = {}
         self._path = Path(path) if path is not None else None
         self._env = env
         self._watcher = (
@@ -127,15 +126,12 @@ class Turnout:
         )
 
     def _build(self, config: TurnoutConfig, source: str | None) -> _Snapshot:
-        # Rollout starts are committed only with the snapshot: a config that fails later in
-        # the build must not leave a start behind for a rollout that never went live.
         problems = check_exporters(config.telemetry, config.plugins)
         if problems:
             raise ConfigError(
                 [ConfigIssue(f"telemetry.exporters[{i}]", name, message) for i, name, message in problems]
             )
-        starts = dict(self._rollout_starts)
-        flags = compile_flags(config, rollout_starts=starts, now=self._clock())
+        flags = compile_flags(config)
         key = classifier_key(config)
         previous: _Snapshot | None = getattr(self, "_snapshot", None)
         if self._explicit_classifier is not None:
@@ -144,9 +140,7 @@ class Turnout:
             classifier = previous.classifier  # loaded again only when its config or file changed
         else:
             classifier = configured_classifier(config)
-        snapshot = _Snapshot(config, flags, self._engine_set(config), source, classifier, key)
-        self._rollout_starts = starts
-        return snapshot
+        return _Snapshot(config, flags, self._engine_set(config), source, classifier, key)
 
     def _engine_set(self, config: TurnoutConfig) -> EngineSet:
         previous = self._snapshot.engines if hasattr(self, "_snapshot") else None
