@@ -839,3 +839,30 @@ async def test_awaiting_a_bound_engine_runs_it_with_fallback() -> None:
     assert await bound(t, ctx)() == "backup"
     assert ctx.decisions[FLAG].reason == Reason.FALLBACK
     assert repr(bound(t)) == "<BoundEngine coordinator=primary engine='primary'>"
+
+
+async def test_a_hung_sync_engine_does_not_starve_other_engines() -> None:
+    release = threading.Event()
+    t = Turnout(
+        {
+            "engines": {
+                "stuck": {"timeout_ms": 20, "circuit_breaker": {"enabled": False}},
+                "fast": {"timeout_ms": 2000},
+            },
+            "flags": {
+                "a": {"variants": ["stuck"], "default": "stuck"},
+                "b": {"variants": ["fast"], "default": "fast"},
+            },
+            "telemetry": {"exporters": []},
+        },
+        env={},
+    )
+    t.add_engine("stuck", lambda message: release.wait(30))
+    t.add_engine("fast", lambda message: "ok")
+    try:
+        for _ in range(40):  # more hung calls than one engine's pool has threads
+            with pytest.raises(EngineTimeoutError):
+                await t.run("a", "hi", context=RoutingContext("u"))
+        assert await t.run("b", "hi", context=RoutingContext("u")) == "ok"
+    finally:
+        release.set()

@@ -449,3 +449,10 @@ def test_engine_options_holding_live_objects_are_not_copied() -> None:
     }
     turnout = Turnout(data, env={"COORDINATOR_ENGINE": "legacy"})
     assert turnout.config.engines["legacy"].options["live"] is marker
+
+
+def test_secrets_in_bad_settings_are_masked_in_errors() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Turnout.from_env(env={"TURNOUT_EVENTS__SINKS": "postgres://app:S3cretPw@db.internal/analytics"})
+    assert "S3cretPw" not in str(caught.value)
+    assert caught.value.issues[0].path == "env.TURNOUT_EVENTS__SINKS"

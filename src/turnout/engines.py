@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 class Engine:
     """A named, versioned callable with its run settings."""
 
-    __slots__ = ("breaker", "fallback", "func", "is_async", "name", "timeout_s", "version")
+    __slots__ = ("breaker", "fallback", "func", "is_async", "name", "pool", "timeout_s", "version")
 
     def __init__(
         self, name: str, func: EngineCallable, *, version: str, settings: EngineConfig, clock: Clock
@@ -51,6 +51,20 @@ class Engine:
         self.fallback = settings.fallback
         cb = settings.circuit_breaker
         self.breaker = CircuitBreaker(cb.failures, cb.reset_s, clock) if cb.enabled else None
+        self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        # One pool per engine, made on first use (no threads at import, clean forks): a sync
+        # engine stuck past its timeout keeps its thread, and must not starve the others.
+        pool = self.pool
+        if pool is None:
+            with _pool_lock:
+                pool = self.pool
+                if pool is None:
+                    pool = self.pool = concurrent.futures.ThreadPoolExecutor(
+                        _POOL_SIZE, thread_name_prefix=f"turnout-engine-{self.name}"
+                    )
+        return pool
 
     async def acall(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         """Run the engine from async code: async awaited, sync in a worker thread."""
@@ -84,7 +98,7 @@ class Engine:
             # not starve other to_thread users. Copying the context keeps current_context() working.
             call = functools.partial(self.func, *args, **kwargs)
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(_sync_pool(), contextvars.copy_context().run, call)
+            result = await loop.run_in_executor(self._executor(), contextvars.copy_context().run, call)
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -99,7 +113,7 @@ class Engine:
                 result = self.func(*args, **kwargs)
             else:
                 context = contextvars.copy_context()
-                future = _sync_pool().submit(context.run, self.func, *args, **kwargs)
+                future = self._executor().submit(context.run, self.func, *args, **kwargs)
                 try:
                     result = future.result(timeout=self.timeout_s)
                 except concurrent.futures.TimeoutError as exc:
@@ -248,10 +262,14 @@ class EngineSet:
     def _record_variant(self, decision: Decision, started: float, error: str | None) -> None:
         # A variant counts as failed when its own engine failed, even if a fallback served:
         # that is what a canary's guardrails must see.
+        # A later call in the same request reuses the FALLBACK decision and goes straight to the
+        # fallback engine: still a failure of the variant, not a success.
         if decision.experiment is not None:
+            ok = error is None and decision.reason is not Reason.FALLBACK
             self._metrics.record_variant(
-                decision.experiment, decision.flag, decision.variant, _ms(started), error is None, error
-            )
+                decision.experiment, decision.flag, decision.variant, _ms(started), ok,
+                error or (None if ok else "Fallback"),
+            )  # fmt: skip
 
     def _fallback_target(self, engine: Engine, tried: set[str]) -> Engine | None:
         target = self.engines.get(engine.fallback) if engine.fallback else None
@@ -319,6 +337,8 @@ def build_engine_set(
         old = previous.engines.get(name) if previous is not None else None
         if old is not None and _same_breaker(old, engine):
             engine.breaker = old.breaker
+        if old is not None:
+            engine.pool = old.pool
         engines[name] = engine
     if issues:
         raise ConfigError(issues)
@@ -358,15 +378,5 @@ def _is_async(func: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))  # noqa: B004
 
 
-_POOL_SIZE = 64
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_POOL_SIZE = 16
 _pool_lock = threading.Lock()
-
-
-def _sync_pool() -> concurrent.futures.ThreadPoolExecutor:
-    # Created on first use so importing turnout starts no threads (and forks stay clean).
-    global _pool  # noqa: PLW0603
-    with _pool_lock:
-        if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(_POOL_SIZE, thread_name_prefix="turnout-engine")
-        return _pool

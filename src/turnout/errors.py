@@ -94,5 +94,5 @@ def redact(text: str) -> str:
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    text = redact(repr(value))  # before truncating, which could cut a URL's "@"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -51,7 +51,8 @@ class FileWatcher:
                 if current == self._stamp:
                     continue
                 self._stamp = current
-                self._reload()
+                # Reading, compiling and importing must not stall the requests on this loop.
+                await asyncio.to_thread(self._reload)
             except TurnoutError:
                 pass  # reload() logged it; the old config stays until the file changes again
             except Exception as exc:

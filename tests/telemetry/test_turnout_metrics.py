@@ -359,3 +359,18 @@ def test_sync_runs_from_many_threads_give_exact_counts() -> None:
     assert sum(v["total_requests"] for v in variants_.values()) == 2000
     assert sum(v["exposures"] for v in variants_.values()) == 2000
     assert all(v["success_rate"] == 1.0 for v in variants_.values())
+
+
+async def test_a_second_call_served_by_the_fallback_still_counts_against_the_variant() -> None:
+    t = make(fail=["workflow"])
+    for index in range(20):
+        context = RoutingContext(f"user-{index}")
+        decision = t.decide(FLAG, context)
+        await t.run(FLAG, "first", context=context)
+        await t.run(FLAG, "second", context=context)  # reuses the request's (FALLBACK) decision
+        if decision.variant == "workflow":
+            assert context.decisions[FLAG].reason.value == "FALLBACK"
+    stats = t.metrics.snapshot(reset_window=False)["experiments"]
+    workflow = next(exp["variants"]["workflow"] for exp in stats.values() if "workflow" in exp["variants"])
+    assert workflow["total_requests"] > 0
+    assert workflow["success_rate"] == 0.0
