@@ -514,3 +514,21 @@ def test_a_rollout_with_an_explicit_start_follows_it() -> None:
     config["flags"][FLAG]["rules"][0]["rollout"]["start"] = "2020-01-01T00:00:00Z"
     t = Turnout(config, env={}, clock=clock)
     assert shares(t) == 1.0  # long past the last step
+
+
+async def test_a_request_in_flight_finishes_on_the_config_it_started_with() -> None:
+    first = {
+        "engines": {"legacy": {}, "workflow": {"fallback": "legacy"}},
+        "flags": {FLAG: {"variants": ["legacy", "workflow"], "default": "workflow"}},
+        "telemetry": {"exporters": []},
+    }
+    t = Turnout(first, env={})
+    t.add_engine("legacy", lambda message: "legacy")
+    t.add_engine("workflow", lambda message: "workflow")
+    context = RoutingContext("u1")
+    engine = t.bind(FLAG, context)
+    t.reload(
+        {"flags": {"other": {"variants": ["legacy"], "default": "legacy"}}, "telemetry": {"exporters": []}}
+    )
+    assert await engine("hi") == "workflow"  # decided and run under the first config
+    assert context.decisions[FLAG].reason is Reason.DEFAULT

@@ -23,12 +23,15 @@ _CONNECTION_TYPES = frozenset({"Request", "HTTPConnection", "WebSocket"})
 class BoundEngine:
     """The engine a decision chose, ready to call: `await engine(...)` runs it with fallback."""
 
-    __slots__ = ("context", "decision", "turnout")
+    __slots__ = ("context", "decision", "snapshot", "turnout")
 
-    def __init__(self, turnout: Turnout, context: RoutingContext, decision: Decision) -> None:
+    def __init__(
+        self, turnout: Turnout, context: RoutingContext, decision: Decision, snapshot: Any = None
+    ) -> None:
         self.turnout = turnout
         self.context = context
         self.decision = decision
+        self.snapshot = snapshot  # the config the decision was made with (None: the current one)
 
     @property
     def name(self) -> str | None:
@@ -41,11 +44,11 @@ class BoundEngine:
         return self.decision.variant
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return await self.turnout.run_decision(self.decision, self.context, args, kwargs)
+        return await self.turnout.run_decision(self.decision, self.context, args, kwargs, self.snapshot)
 
     def call_sync(self, *args: Any, **kwargs: Any) -> Any:
         """Run a sync engine from sync code."""
-        return self.turnout.run_decision_sync(self.decision, self.context, args, kwargs)
+        return self.turnout.run_decision_sync(self.decision, self.context, args, kwargs, self.snapshot)
 
     def __repr__(self) -> str:
         return f"<BoundEngine {self.decision.flag}={self.decision.variant} engine={self.name!r}>"
@@ -132,7 +135,6 @@ class _Preparer:
         self.takes_context = "context" in signature.parameters
         self.takes_turnout = "turnout" in signature.parameters
         self.is_async = inspect.iscoroutinefunction(func)
-        self.kind = BoundEngine if self.is_async else SyncBoundEngine
 
     def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RoutingContext:
         request = kwargs.pop(_REQUEST_PARAM, None)
@@ -153,7 +155,7 @@ class _Preparer:
             if message != context.text:
                 # The intent is classified lazily from the text: a new text needs a new intent.
                 context.text, context.intent, context.intent_view = message, None, None
-        kwargs[self.param] = self.kind(owner, context, owner.decide(self.flag, context))
+        kwargs[self.param] = owner.bind(self.flag, context, sync=not self.is_async)
         return context
 
     def _request(self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

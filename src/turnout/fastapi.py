@@ -22,7 +22,7 @@ def choose(turnout: Turnout, flag: str) -> Callable[..., Awaitable[BoundEngine]]
 
     async def dependency(request: Request) -> BoundEngine:
         owner, context = resolve(turnout, None, request)
-        return BoundEngine(owner, context, owner.decide(flag, context))
+        return owner.bind(flag, context)
 
     dependency.__name__ = f"choose_{flag}"
     # This module's annotations are strings and `Request` is imported here, not at module

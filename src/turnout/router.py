@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from opentelemetry.trace import TracerProvider
 
+    from turnout.decorators import BoundEngine
     from turnout.events.sinks import EventSink
     from turnout.telemetry.exporters import Exporter
 
@@ -227,8 +228,21 @@ class Turnout:
 
     def decide(self, flag: str, context: RoutingContext | None = None) -> Decision:
         """Evaluate `flag` for `context` (the current request's by default). Never raises."""
-        ctx = context or current_context() or RoutingContext("")
-        compiled = self._snapshot.flags.get(flag)
+        return self._decide(self._snapshot, flag, context or current_context() or RoutingContext(""))
+
+    def bind(self, flag: str, context: RoutingContext, *, sync: bool = False) -> BoundEngine:
+        """Decide `flag` and bind the chosen engine, pinned to the config in force now.
+
+        A reload while the request runs does not change which engines serve it.
+        """
+        from turnout.decorators import BoundEngine, SyncBoundEngine
+
+        snapshot = self._snapshot
+        kind = SyncBoundEngine if sync else BoundEngine
+        return kind(self, context, self._decide(snapshot, flag, context), snapshot)
+
+    def _decide(self, snapshot: _Snapshot, flag: str, ctx: RoutingContext) -> Decision:
+        compiled = snapshot.flags.get(flag)
         if compiled is None:
             self.failures.record("decide", KeyError(flag), flag=flag)
             self.telemetry.metrics.record("decide", 0.0, False, "KeyError")
@@ -253,15 +267,21 @@ class Turnout:
     async def run(self, flag: str, *args: Any, context: RoutingContext | None = None, **kwargs: Any) -> Any:
         """Decide `flag` (or reuse this request's decision) and run the chosen engine."""
         ctx = context or current_context() or RoutingContext("")
-        decision = ctx.decisions.get(flag) or self.decide(flag, ctx)
-        return await self.run_decision(decision, ctx, args, kwargs)
+        snapshot = self._snapshot
+        decision = ctx.decisions.get(flag) or self._decide(snapshot, flag, ctx)
+        return await self.run_decision(decision, ctx, args, kwargs, snapshot)
 
     async def run_decision(
-        self, decision: Decision, ctx: RoutingContext, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+        self,
+        decision: Decision,
+        ctx: RoutingContext,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        snapshot: _Snapshot | None = None,
     ) -> Any:
-        """Run the engine a decision chose, with timeout, fallback and breaker."""
-        snapshot = self._snapshot
-        engine, decision = snapshot.engines.resolve(decision, self._default_of(decision))
+        """Run the engine a decision chose, on the config it was made with: timeout, fallback, breaker."""
+        snapshot = snapshot or self._snapshot
+        engine, decision = snapshot.engines.resolve(decision, _default_of(snapshot, decision))
         token = _current.set(ctx) if _current.get() is not ctx else None
         try:
             result, final = await snapshot.engines.arun(engine, decision, args, kwargs)
@@ -272,11 +292,16 @@ class Turnout:
         return result
 
     def run_decision_sync(
-        self, decision: Decision, ctx: RoutingContext, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+        self,
+        decision: Decision,
+        ctx: RoutingContext,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        snapshot: _Snapshot | None = None,
     ) -> Any:
         """`run_decision` for sync code and sync engines."""
-        snapshot = self._snapshot
-        engine, decision = snapshot.engines.resolve(decision, self._default_of(decision))
+        snapshot = snapshot or self._snapshot
+        engine, decision = snapshot.engines.resolve(decision, _default_of(snapshot, decision))
         token = _current.set(ctx) if _current.get() is not ctx else None
         try:
             result, final = snapshot.engines.run(engine, decision, args, kwargs)
@@ -285,10 +310,6 @@ class Turnout:
                 _current.reset(token)
         ctx.decisions[decision.flag] = final
         return result
-
-    def _default_of(self, decision: Decision) -> Decision:
-        compiled = self._snapshot.flags.get(decision.flag)
-        return compiled.default if compiled is not None else decision
 
     def _intent_view(self, ctx: RoutingContext) -> Mapping[str, Any]:
         view = ctx.intent_view
@@ -394,3 +415,8 @@ def _failing_sink(config: TurnoutConfig) -> tuple[str, str]:
         except TurnoutError:
             return path, url
     return named[0]
+
+
+def _default_of(snapshot: _Snapshot, decision: Decision) -> Decision:
+    compiled = snapshot.flags.get(decision.flag)
+    return compiled.default if compiled is not None else decision
