@@ -101,3 +101,16 @@ def test_an_unknown_sink_is_a_load_error() -> None:
         assert exc.issues[0].value == "kafka://broker"
     else:
         raise AssertionError("an unknown sink must not load")
+
+
+async def test_events_after_stop_are_refused_and_counted_as_lost() -> None:
+    sink = MemorySink()
+    turnout = make(sink)
+    await turnout.start()
+    await turnout.stop()
+    assert turnout.track("late.event", distinct_id="u1") is False
+    assert turnout.events.counts()["lost"] == 1
+    await turnout.start()  # a restart accepts events again
+    assert turnout.track("again.event", distinct_id="u1") is True
+    await turnout.stop()
+    assert sink.names() == ["again.event"]

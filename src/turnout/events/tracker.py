@@ -60,6 +60,10 @@ _MAX_NAMES = 10_000
 _live: weakref.WeakSet[EventTracker] = weakref.WeakSet()
 
 
+class EventsClosed(RuntimeError):
+    """An event arrived after the tracker stopped."""
+
+
 class EventTracker:
     """Queues events from any thread and delivers them in batches to its sinks."""
 
@@ -126,6 +130,7 @@ class EventTracker:
         self._queue: deque[Raw] = deque()
         self._exposures: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self.tracked = self.invalid = self.deduplicated = self._dropped = 0
+        self._closed = False
         self._delivery.reset()
         for lane in self.lanes:
             lane.clear()
@@ -201,6 +206,12 @@ class EventTracker:
     def _put(
         self, kind: EventKind, name: str, who: Any, props: Mapping[str, Any], stamp: object, sid: Any = None
     ) -> bool:
+        if self._closed:
+            self._delivery.lost += 1
+            self.failures.record(
+                "events", EventsClosed("tracked after stop(); not delivered"), event_name=name
+            )
+            return False
         distinct_id, session_id = who_of(who)
         explicit = props.get("session_id", sid)
         if explicit is not None and type(explicit) is str:
@@ -241,13 +252,17 @@ class EventTracker:
         """Start delivering in the background (call inside the running event loop)."""
         if self._pid != os.getpid():
             self._reset()
+        self._closed = False
         if self.enabled:
             await self._delivery.start()
 
     async def stop(self, timeout_s: float | None = None) -> bool:
         """Deliver everything queued, then stop and close the sinks; True if nothing was lost."""
         timeout = self.config.shutdown_timeout_s if timeout_s is None else timeout_s
-        return await self._delivery.stop(timeout) == 0
+        lost = await self._delivery.stop(timeout)
+        # From here on nothing would deliver an event: refuse (and count) rather than queue forever.
+        self._closed = True
+        return lost == 0
 
     async def aflush(self, timeout_s: float | None = None) -> bool:
         """Deliver everything queued so far, waiting up to `timeout_s`; True if all was delivered."""
