@@ -532,3 +532,15 @@ async def test_a_request_in_flight_finishes_on_the_config_it_started_with() -> N
     )
     assert await engine("hi") == "workflow"  # decided and run under the first config
     assert context.decisions[FLAG].reason is Reason.DEFAULT
+
+
+def test_reload_applies_thresholds_and_names_settings_that_need_a_restart() -> None:
+    t = Turnout(flags("legacy"), env={})
+    changed = flags("legacy")
+    changed["telemetry"] = {"exporters": [], "thresholds": {"p99_ms_warning": 5}}
+    changed["events"] = {"sink": "memory://"}
+    with capture_logs() as logs:
+        t.reload(changed)
+    assert t.telemetry.config.thresholds.p99_ms_warning == 5
+    warning = next(entry for entry in logs if entry["event"] == "turnout.reload_needs_restart")
+    assert "events" in warning["settings"]

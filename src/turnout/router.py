@@ -172,7 +172,24 @@ class Turnout:
                 "turnout.reload_failed", error=str(exc), note="the previous configuration stays in force"
             )
             raise
-        self._snapshot = snapshot
+        previous, self._snapshot = self._snapshot.config, snapshot
+        new = snapshot.config
+        # Health thresholds apply at once; running loops keep their exporters, sinks and intervals.
+        self.telemetry.config = new.telemetry
+        old_t, new_t = previous.telemetry, new.telemetry
+        later = [
+            name
+            for name, changed in (
+                ("telemetry.exporters", old_t.exporters != new_t.exporters),
+                ("telemetry.snapshot_interval_s", old_t.snapshot_interval_s != new_t.snapshot_interval_s),
+                ("telemetry.jsonl_path", old_t.jsonl_path != new_t.jsonl_path),
+                ("events", previous.events != new.events),
+            )
+            if changed
+        ]
+        if later:
+            _log.warning("turnout.reload_needs_restart", settings=later,
+                         note="these settings take effect when the app restarts")  # fmt: skip
         _log.info("turnout.reloaded", source=source, flags=sorted(snapshot.flags))
         return snapshot.config
 
