@@ -566,7 +566,7 @@ async def test_variant_without_an_engine_is_served_by_the_default_engine() -> No
     decision = ctx.decisions[FLAG]
     assert decision.reason == Reason.ERROR
     assert decision.engine == "legacy"
-    assert decision.variant == "legacy"
+    assert decision.variant == "workflow"  # the users' assignment stays what it was
     assert decision.rule == "all"
     assert decision.error is not None
     assert "workflow" in decision.error

@@ -162,7 +162,11 @@ class EngineSet:
         self._tracing = telemetry.tracing
 
     def resolve(self, decision: Decision, default: Decision) -> tuple[Engine, Decision]:
-        """The engine for `decision`; a missing one is replaced by the flag default's (reason ERROR)."""
+        """The engine for `decision`; a missing one is replaced by the flag default's (reason ERROR).
+
+        The decision keeps its variant and experiment: the users were assigned to that variant,
+        so its metrics must show that it could not serve them.
+        """
         name = decision.engine
         engine = self.engines.get(name) if name is not None else None
         if engine is not None:
@@ -173,16 +177,8 @@ class EngineSet:
                 str(name), f"not registered (flag {decision.flag!r} has no default engine either)"
             )
         self._failures.record(f"engine.{name}", EngineNotFoundError(str(name), "not registered"))
-        return fallback, Decision(
-            decision.flag,
-            default.variant,
-            fallback.name,
-            Reason.ERROR,
-            decision.rule,
-            decision.experiment,
-            decision.bucket,
-            decision.intent,
-            error=f"engine {name!r} not registered",
+        return fallback, decision._replace(
+            engine=fallback.name, reason=Reason.ERROR, error=f"engine {name!r} not registered"
         )
 
     async def arun(
@@ -265,10 +261,10 @@ class EngineSet:
         # A later call in the same request reuses the FALLBACK decision and goes straight to the
         # fallback engine: still a failure of the variant, not a success.
         if decision.experiment is not None:
-            ok = error is None and decision.reason is not Reason.FALLBACK
+            ok = error is None and decision.reason not in _NOT_SERVED_BY_VARIANT
             self._metrics.record_variant(
                 decision.experiment, decision.flag, decision.variant, _ms(started), ok,
-                error or (None if ok else "Fallback"),
+                error or (None if ok else decision.reason.value.title()),
             )  # fmt: skip
 
     def _fallback_target(self, engine: Engine, tried: set[str]) -> Engine | None:
@@ -285,6 +281,9 @@ class EngineSet:
             raise exc
         tried.add(target.name)
         return target, decision.fallen_back(target.name, f"{engine.name}: {type(exc).__name__}: {exc}"[:300])
+
+
+_NOT_SERVED_BY_VARIANT = frozenset({Reason.FALLBACK, Reason.ERROR})
 
 
 def _attributes(engine: Engine, decision: Decision) -> dict[str, Any]:
