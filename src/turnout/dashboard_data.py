@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from turnout.config import TelemetryConfig, ThresholdsConfig, parse_duration
+from turnout.telemetry.metrics import Health
+from turnout.telemetry.metrics import health as judge
 
 _TIMESTAMP_PREFIX = re.compile(rb'^\s*\{\s*"timestamp"\s*:\s*"([^"]{1,64})"')
 _LISTED_BAD_LINES = 5
@@ -104,23 +106,20 @@ class Dashboard:
 
 
 def health(figures: Figures, limits: ThresholdsConfig) -> tuple[str, str]:
-    """Status (`healthy`/`warning`/`critical`, or `idle` without requests) and its reason."""
+    """Status (`healthy`/`warning`/`critical`, or `idle` without requests) and its reason.
+
+    The same judgement the snapshot loop writes into each line (`telemetry.metrics.health`).
+    """
     if figures.total_requests == 0:
         return "idle", ""
-    critical: list[str] = []
-    warning: list[str] = []
-    p99, rate = figures.latency.p99, figures.success_rate
-    if p99 is not None and p99 > limits.p99_ms_critical:
-        critical.append(f"P99 {p99:,.0f} ms > {limits.p99_ms_critical:,.0f} ms")
-    elif p99 is not None and p99 > limits.p99_ms_warning:
-        warning.append(f"P99 {p99:,.0f} ms > {limits.p99_ms_warning:,.0f} ms")
-    if rate is not None and rate < limits.critical_success_rate:
-        critical.append(f"success {rate:.1%} < {limits.critical_success_rate:.1%}")
-    elif rate is not None and rate < limits.min_success_rate:
-        warning.append(f"success {rate:.1%} < {limits.min_success_rate:.1%}")
-    if critical:
-        return "critical", "; ".join(critical + warning)
-    return ("warning", "; ".join(warning)) if warning else ("healthy", "")
+    rate = figures.success_rate
+    stats = {
+        "total_requests": figures.total_requests,
+        "success_rate": 1.0 if rate is None else rate,
+        "latency_ms": {"p99": figures.latency.p99 or 0.0},
+    }
+    status, reason = judge(stats, limits)
+    return status.value, "" if status is Health.HEALTHY else reason
 
 
 def merge(parts: Sequence[Figures], limits: ThresholdsConfig) -> Figures:

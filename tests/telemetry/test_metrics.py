@@ -275,13 +275,13 @@ async def test_measure_decorates_sync_and_async_functions() -> None:
     [
         (stats(0, 0.0, 0.0), Health.HEALTHY, "no requests"),
         (stats(100, 0.985, 112.3), Health.HEALTHY, "within thresholds"),
-        (stats(100, 0.972, 3102.1), Health.WARNING, "P99 3102 ms > 2000 ms"),
-        (stats(100, 0.99, 5000.0), Health.WARNING, "P99 5000 ms > 2000 ms"),
-        (stats(100, 0.99, 6100.0), Health.CRITICAL, "P99 6100 ms > 5000 ms"),
+        (stats(100, 0.972, 3102.1), Health.WARNING, "P99 3,102 ms > 2,000 ms"),
+        (stats(100, 0.99, 5000.0), Health.WARNING, "P99 5,000 ms > 2,000 ms"),
+        (stats(100, 0.99, 6100.0), Health.CRITICAL, "P99 6,100 ms > 5,000 ms"),
         (stats(100, 0.93, 10.0), Health.WARNING, "success rate 93.0% < 95.0%"),
         (stats(100, 0.91, 10.0), Health.WARNING, "success rate 91.0% < 95.0%"),
         (stats(100, 0.85, 10.0), Health.CRITICAL, "success rate 85.0% < 90.0%"),
-        (stats(100, 0.93, 7000.0), Health.CRITICAL, "P99 7000 ms > 5000 ms; success rate 93.0% < 95.0%"),
+        (stats(100, 0.93, 7000.0), Health.CRITICAL, "P99 7,000 ms > 5,000 ms; success rate 93.0% < 95.0%"),
         (stats(19, 0.0, 10.0), Health.HEALTHY, "within thresholds"),
         (stats(20, 0.5, 10.0), Health.CRITICAL, "success rate 50.0% < 90.0%"),
     ],
@@ -295,7 +295,7 @@ def test_health_reads_thresholds_from_any_object() -> None:
     assert health(stats(50, 1.0, 150.0), config) == ("warning", "P99 150 ms > 100 ms")
     assert health(stats(50, 0.5, 3000.0), SimpleNamespace(min_success_rate=None)) == (
         Health.CRITICAL,
-        "success rate 50.0% < 90.0%; P99 3000 ms > 2000 ms",
+        "success rate 50.0% < 90.0%; P99 3,000 ms > 2,000 ms",
     )
     tight = SimpleNamespace(min_success_rate=0.999, min_samples=5, p99_ms_warning=0.5)
     assert health(stats(5, 0.998, 0.75), tight) == (
@@ -311,4 +311,4 @@ def test_health_judges_a_real_snapshot_window() -> None:
     window = registry.snapshot()["components"]["npc.generate"]["window"]
     status, reason = health(window)
     assert status == Health.WARNING
-    assert re.fullmatch(r"P99 2[45]\d\d ms > 2000 ms", reason)
+    assert re.fullmatch(r"P99 2,[45]\d\d ms > 2,000 ms", reason)

@@ -296,4 +296,4 @@ def health(stats: Mapping[str, Any], thresholds: object | None = None) -> tuple[
 
 
 def _ms(value: float) -> str:
-    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
