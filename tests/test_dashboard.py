@@ -235,7 +235,7 @@ def test_status_is_recomputed_when_missing_and_kept_when_written(tmp_path: Path)
     assert code == 0
     assert "🔴 Critical (P99 6,000 ms > 5,000 ms)" in row(text, "engine.slow")
     assert "⚠️ Warning (success rate 93.0% < 95.0%)" in row(text, "engine.flaky")
-    assert "🔴 Critical (success 50.0% < 90.0%; P99 2,500 ms > 2,000 ms)" in row(text, "engine.broken")
+    assert "🔴 Critical (success rate 50.0% < 90.0%; P99 2,500 ms > 2,000 ms)" in row(text, "engine.broken")
     assert "💤 No requests" in row(text, "engine.idle") and "—" in row(text, "engine.idle")
     assert "⚠️ Warning (guardrail paused)" in row(text, "engine.own")
     assert "❔ degraded" in row(text, "engine.odd")
