@@ -544,3 +544,20 @@ def test_reload_applies_thresholds_and_names_settings_that_need_a_restart() -> N
     assert t.telemetry.config.thresholds.p99_ms_warning == 5
     warning = next(entry for entry in logs if entry["event"] == "turnout.reload_needs_restart")
     assert "events" in warning["settings"]
+
+
+async def test_a_failed_start_leaves_nothing_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "turnout.toml"
+    path.write_text(toml("legacy"))
+    t = watched(path)
+
+    async def broken_start() -> None:
+        raise RuntimeError("sink unavailable")
+
+    monkeypatch.setattr(t.events, "start", broken_start)
+    with pytest.raises(RuntimeError):
+        await t.start()
+    assert t.telemetry.exporters == []  # no snapshot loop left running
+    path.write_text(toml("workflow"))
+    await asyncio.sleep(0.3)  # several watch intervals: a watcher left running would reload
+    assert served(t) == "legacy"

@@ -367,10 +367,14 @@ class Turnout:
                     variants=missing,
                     note="requests for these variants are served by the default engine",
                 )
-        if self._watcher is not None:
-            self._watcher.start()
-        await self.telemetry.start(snapshot.config.telemetry, snapshot.config.plugins)
-        await self.events.start()
+        try:
+            if self._watcher is not None:
+                self._watcher.start()
+            await self.telemetry.start(snapshot.config.telemetry, snapshot.config.plugins)
+            await self.events.start()
+        except BaseException:
+            await self.stop()  # leave no watcher or loop running behind a failed startup
+            raise
 
     async def stop(self) -> None:
         """Stop background work; exporters get a final snapshot."""
