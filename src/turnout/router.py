@@ -7,7 +7,6 @@ import dataclasses
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,14 +16,13 @@ import structlog
 from turnout.config import TurnoutConfig, load_file, validate_config
 from turnout.context import RoutingContext, _current, current_context
 from turnout.decision import Decision, Reason
-from turnout.engines import Engine, EngineSet, build_engine_set
+from turnout.engines import Engine
 from turnout.environment import apply_environment
-from turnout.errors import ConfigError, ConfigIssue, TurnoutError, redact
-from turnout.events import EventTracker
+from turnout.errors import ConfigError, TurnoutError
 from turnout.failures import Failures
-from turnout.flags import CompiledFlag, compile_flags
-from turnout.intent.signal import classifier_key, classify, configured_classifier
-from turnout.telemetry.hub import Telemetry, check_exporters
+from turnout.intent.signal import classify
+from turnout.snapshot import Builder, Snapshot, event_tracker, needs_restart
+from turnout.telemetry.hub import Telemetry
 from turnout.telemetry.metrics import Measure, MetricsRegistry
 from turnout.types import ASGIApp, Classifier, Clock, EngineCallable, Intent
 from turnout.watch import FileWatcher
@@ -40,16 +38,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=EngineCallable)
 _log = structlog.get_logger("turnout")
-
-
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    config: TurnoutConfig
-    flags: dict[str, CompiledFlag]
-    engines: EngineSet
-    source: str | None
-    classifier: Classifier
-    classifier_key: tuple[Any, ...] = ()
 
 
 class Turnout:
@@ -77,8 +65,8 @@ class Turnout:
             self.failures, tracer_provider=tracer_provider, exporters=exporters, version=__version__
         )
         self._clock = clock
-        self._explicit_classifier = classifier
         self._code_engines: dict[str, tuple[EngineCallable, str | None]] = {}
+        self._builder = Builder(self._code_engines, classifier, self.failures, self.telemetry, clock)
         self._path = Path(path) if path is not None else None
         self._env = env
         self._watcher = (
@@ -94,7 +82,7 @@ class Turnout:
         self._snapshot = self._build(
             self._validate(config if config is not None else {}), str(path) if path else None
         )
-        self.events = self._tracker(self._snapshot.config, event_sinks)
+        self.events = event_tracker(self._snapshot.config, event_sinks, self.failures)
 
     @classmethod
     def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:
@@ -126,33 +114,8 @@ class Turnout:
             apply_environment(config, environ), source=source or (str(self._path) if self._path else None)
         )
 
-    def _build(self, config: TurnoutConfig, source: str | None) -> _Snapshot:
-        problems = check_exporters(config.telemetry, config.plugins)
-        if problems:
-            raise ConfigError(
-                [ConfigIssue(f"telemetry.exporters[{i}]", name, message) for i, name, message in problems]
-            )
-        flags = compile_flags(config)
-        key = classifier_key(config)
-        previous: _Snapshot | None = getattr(self, "_snapshot", None)
-        if self._explicit_classifier is not None:
-            classifier = self._explicit_classifier
-        elif previous is not None and previous.classifier_key == key:
-            classifier = previous.classifier  # loaded again only when its config or file changed
-        else:
-            classifier = configured_classifier(config)
-        return _Snapshot(config, flags, self._engine_set(config), source, classifier, key)
-
-    def _engine_set(self, config: TurnoutConfig) -> EngineSet:
-        previous = self._snapshot.engines if hasattr(self, "_snapshot") else None
-        return build_engine_set(
-            config,
-            self._code_engines,
-            failures=self.failures,
-            telemetry=self.telemetry,
-            clock=self._clock,
-            previous=previous,
-        )
+    def _build(self, config: TurnoutConfig, source: str | None) -> Snapshot:
+        return self._builder.build(config, source, getattr(self, "_snapshot", None))
 
     def reload(self, config: TurnoutConfig | Mapping[str, Any] | str | Path | None = None) -> TurnoutConfig:
         """Swap in a new config atomically; if it does not validate, the old one stays and this raises."""
@@ -173,34 +136,14 @@ class Turnout:
             )
             raise
         previous, self._snapshot = self._snapshot.config, snapshot
-        new = snapshot.config
         # Health thresholds apply at once; running loops keep their exporters, sinks and intervals.
-        self.telemetry.config = new.telemetry
-        old_t, new_t = previous.telemetry, new.telemetry
-        later = [
-            name
-            for name, changed in (
-                ("telemetry.exporters", old_t.exporters != new_t.exporters),
-                ("telemetry.snapshot_interval_s", old_t.snapshot_interval_s != new_t.snapshot_interval_s),
-                ("telemetry.jsonl_path", old_t.jsonl_path != new_t.jsonl_path),
-                ("events", previous.events != new.events),
-            )
-            if changed
-        ]
+        self.telemetry.config = snapshot.config.telemetry
+        later = needs_restart(previous, snapshot.config)
         if later:
             _log.warning("turnout.reload_needs_restart", settings=later,
                          note="these settings take effect when the app restarts")  # fmt: skip
         _log.info("turnout.reloaded", source=source, flags=sorted(snapshot.flags))
         return snapshot.config
-
-    def _tracker(self, config: TurnoutConfig, sinks: Sequence[EventSink] | None) -> EventTracker:
-        if sinks is not None:
-            return EventTracker(list(sinks), config.events, failures=self.failures)
-        try:
-            return EventTracker.from_config(config.events, plugins=config.plugins, failures=self.failures)
-        except TurnoutError as exc:
-            path, url = _failing_sink(config)
-            raise ConfigError([ConfigIssue(path, redact(url), redact(str(exc)))]) from None
 
     # -- events --------------------------------------------------------------------------
 
@@ -234,7 +177,10 @@ class Turnout:
         if not callable(engine):
             raise TypeError(f"engine {name!r} must be callable, got {type(engine).__name__}")
         self._code_engines[name] = (engine, version)
-        self._snapshot = dataclasses.replace(self._snapshot, engines=self._engine_set(self._snapshot.config))
+        snapshot = self._snapshot
+        self._snapshot = dataclasses.replace(
+            snapshot, engines=self._builder.engines(snapshot.config, snapshot)
+        )
 
     @property
     def engines(self) -> Mapping[str, Engine]:
@@ -258,7 +204,7 @@ class Turnout:
         kind = SyncBoundEngine if sync else BoundEngine
         return kind(self, context, self._decide(snapshot, flag, context), snapshot)
 
-    def _decide(self, snapshot: _Snapshot, flag: str, ctx: RoutingContext) -> Decision:
+    def _decide(self, snapshot: Snapshot, flag: str, ctx: RoutingContext) -> Decision:
         compiled = snapshot.flags.get(flag)
         if compiled is None:
             self.failures.record("decide", KeyError(flag), flag=flag)
@@ -294,11 +240,11 @@ class Turnout:
         ctx: RoutingContext,
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
-        snapshot: _Snapshot | None = None,
+        snapshot: Snapshot | None = None,
     ) -> Any:
         """Run the engine a decision chose, on the config it was made with: timeout, fallback, breaker."""
         snapshot = snapshot or self._snapshot
-        engine, decision = snapshot.engines.resolve(decision, _default_of(snapshot, decision))
+        engine, decision = snapshot.engines.resolve(decision, snapshot.default_of(decision))
         token = _current.set(ctx) if _current.get() is not ctx else None
         try:
             result, final = await snapshot.engines.arun(engine, decision, args, kwargs)
@@ -314,11 +260,11 @@ class Turnout:
         ctx: RoutingContext,
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
-        snapshot: _Snapshot | None = None,
+        snapshot: Snapshot | None = None,
     ) -> Any:
         """`run_decision` for sync code and sync engines."""
         snapshot = snapshot or self._snapshot
-        engine, decision = snapshot.engines.resolve(decision, _default_of(snapshot, decision))
+        engine, decision = snapshot.engines.resolve(decision, snapshot.default_of(decision))
         token = _current.set(ctx) if _current.get() is not ctx else None
         try:
             result, final = snapshot.engines.run(engine, decision, args, kwargs)
@@ -420,24 +366,3 @@ class Turnout:
         from turnout.fastapi import choose
 
         return choose(self, flag)
-
-
-def _failing_sink(config: TurnoutConfig) -> tuple[str, str]:
-    """Which of `events.sink` / `events.sinks[i]` cannot be built (for the error's path)."""
-    from turnout.events.sinks import sink_from_url
-
-    named = [("events.sink", config.events.sink)]
-    named += [(f"events.sinks[{i}]", url) for i, url in enumerate(config.events.sinks)]
-    for path, url in named:
-        if not url.strip():
-            continue
-        try:
-            sink_from_url(url, block=config.plugins.block, autoload=config.plugins.autoload)
-        except TurnoutError:
-            return path, url
-    return named[0]
-
-
-def _default_of(snapshot: _Snapshot, decision: Decision) -> Decision:
-    compiled = snapshot.flags.get(decision.flag)
-    return compiled.default if compiled is not None else decision

@@ -1,0 +1,122 @@
+"""The compiled, immutable view of one configuration, and how it is built from config data.
+
+`Turnout` swaps one `Snapshot` for another on reload; a request keeps the one it started with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from turnout.config import TurnoutConfig
+from turnout.decision import Decision
+from turnout.engines import EngineSet, build_engine_set
+from turnout.errors import ConfigError, ConfigIssue, TurnoutError, redact
+from turnout.events import EventTracker
+from turnout.events.sinks import EventSink
+from turnout.failures import Failures
+from turnout.flags import CompiledFlag, compile_flags
+from turnout.intent.signal import classifier_key, configured_classifier
+from turnout.telemetry.hub import Telemetry, check_exporters
+from turnout.types import Classifier, Clock, EngineCallable
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Compiled flags, engines and classifier of one configuration."""
+
+    config: TurnoutConfig
+    flags: dict[str, CompiledFlag]
+    engines: EngineSet
+    source: str | None
+    classifier: Classifier
+    classifier_key: tuple[Any, ...] = ()
+
+    def default_of(self, decision: Decision) -> Decision:
+        """The flag default's decision (for a variant whose engine is missing)."""
+        compiled = self.flags.get(decision.flag)
+        return compiled.default if compiled is not None else decision
+
+
+@dataclass(frozen=True, slots=True)
+class Builder:
+    """What a build needs besides the config: engines registered in code, telemetry, the clock."""
+
+    code_engines: Mapping[str, tuple[EngineCallable, str | None]]
+    explicit_classifier: Classifier | None
+    failures: Failures
+    telemetry: Telemetry
+    clock: Clock
+
+    def build(self, config: TurnoutConfig, source: str | None, previous: Snapshot | None) -> Snapshot:
+        """Compile `config`; anything that cannot be built is one ConfigError naming its path."""
+        problems = check_exporters(config.telemetry, config.plugins)
+        if problems:
+            raise ConfigError(
+                [ConfigIssue(f"telemetry.exporters[{i}]", name, message) for i, name, message in problems]
+            )
+        flags = compile_flags(config)
+        key = classifier_key(config)
+        if self.explicit_classifier is not None:
+            classifier = self.explicit_classifier
+        elif previous is not None and previous.classifier_key == key:
+            classifier = previous.classifier  # loaded again only when its config or file changed
+        else:
+            classifier = configured_classifier(config)
+        return Snapshot(config, flags, self.engines(config, previous), source, classifier, key)
+
+    def engines(self, config: TurnoutConfig, previous: Snapshot | None) -> EngineSet:
+        """The engines for `config` (breakers and pools carried over from `previous`)."""
+        return build_engine_set(
+            config,
+            self.code_engines,
+            failures=self.failures,
+            telemetry=self.telemetry,
+            clock=self.clock,
+            previous=previous.engines if previous is not None else None,
+        )
+
+
+def event_tracker(
+    config: TurnoutConfig, sinks: Sequence[EventSink] | None, failures: Failures
+) -> EventTracker:
+    """The tracker for `config.events` (or for `sinks` given in code); a bad sink is a ConfigError."""
+    if sinks is not None:
+        return EventTracker(list(sinks), config.events, failures=failures)
+    try:
+        return EventTracker.from_config(config.events, plugins=config.plugins, failures=failures)
+    except TurnoutError as exc:
+        path, url = _failing_sink(config)
+        raise ConfigError([ConfigIssue(path, redact(url), redact(str(exc)))]) from None
+
+
+def needs_restart(previous: TurnoutConfig, new: TurnoutConfig) -> list[str]:
+    """Settings a reload cannot apply to loops already running (exporters, interval, events)."""
+    old_t, new_t = previous.telemetry, new.telemetry
+    return [
+        name
+        for name, changed in (
+            ("telemetry.exporters", old_t.exporters != new_t.exporters),
+            ("telemetry.snapshot_interval_s", old_t.snapshot_interval_s != new_t.snapshot_interval_s),
+            ("telemetry.jsonl_path", old_t.jsonl_path != new_t.jsonl_path),
+            ("events", previous.events != new.events),
+        )
+        if changed
+    ]
+
+
+def _failing_sink(config: TurnoutConfig) -> tuple[str, str]:
+    """Which of `events.sink` / `events.sinks[i]` cannot be built (for the error's path)."""
+    from turnout.events.sinks import sink_from_url
+
+    named = [("events.sink", config.events.sink)]
+    named += [(f"events.sinks[{i}]", url) for i, url in enumerate(config.events.sinks)]
+    for path, url in named:
+        if not url.strip():
+            continue
+        try:
+            sink_from_url(url, block=config.plugins.block, autoload=config.plugins.autoload)
+        except TurnoutError:
+            return path, url
+    return named[0]
