@@ -13,7 +13,8 @@ from rich.console import Console
 
 from turnout.config import TelemetryConfig, ThresholdsConfig
 from turnout.dashboard import dashboard_main, render
-from turnout.dashboard_data import Figures, Latency, MetricsReader, merge
+from turnout.dashboard_data import MetricsReader
+from turnout.dashboard_figures import Figures, Latency, merge
 from turnout.errors import MissingExtraError
 
 NOW = datetime(2026, 1, 29, 12, 0, 0, tzinfo=UTC)

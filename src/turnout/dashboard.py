@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from turnout.config import TelemetryConfig
-from turnout.dashboard_data import Dashboard, Experiment, Figures, MetricsReader
+from turnout.dashboard_data import MetricsReader
+from turnout.dashboard_figures import Dashboard, Experiment, Figures
 from turnout.errors import MissingExtraError
 
 if TYPE_CHECKING:
