@@ -370,6 +370,20 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], right: Seque
     return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])
 
 
+def throughput_table(tracker: float, delivery: float, raw: float, raw_label: str) -> str:
+    """Events/s through the tracker (end to end, delivery only) beside the raw driver, as × raw."""
+    rows = [
+        ("tracker end to end: track() … stop() committed the last row", tracker),
+        ("tracker delivery only: queue filled first, start() … stop()", delivery),
+        (raw_label, raw),
+    ]
+    return table(
+        ["path", "events/s", "× raw"],
+        [(what, f"{rate:,.0f}", f"{rate / raw:.2f}") for what, rate in rows],
+        right=(1, 2),
+    )
+
+
 def shares(assigned: Iterable[tuple[str, str]]) -> tuple[str, str, str]:
     """Variant shares (legacy / workflow / langgraph, in %) for premium users, the others, all."""
     premium: Counter[str] = Counter()

@@ -191,22 +191,8 @@ def main() -> None:
     tracker, delivery, raw = sustained(args.events, args.batch, args.runs)
     print(f"\n## Sustained into SQLite ({args.events:,} events, batch {args.batch}, median of {args.runs})\n")
     print(
-        _common.table(
-            ["path", "events/s", "× raw"],
-            [
-                (
-                    "tracker end to end: track() … stop() committed the last row",
-                    f"{tracker:,.0f}",
-                    f"{tracker / raw:.2f}",
-                ),
-                (
-                    "tracker delivery only: queue filled first, start() … stop()",
-                    f"{delivery:,.0f}",
-                    f"{delivery / raw:.2f}",
-                ),
-                ("raw sqlite3 executemany of the same rows (pre-built tuples)", f"{raw:,.0f}", "1.00"),
-            ],
-            right=(1, 2),
+        _common.throughput_table(
+            tracker, delivery, raw, "raw sqlite3 executemany of the same rows (pre-built tuples)"
         )
     )
     print("\ntargets: ≥ 100,000 events/s and ≥ 0.5 × raw")

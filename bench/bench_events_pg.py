@@ -148,25 +148,7 @@ def main() -> None:
         )
         tracker, delivery, raw = sustained(server.dsn, args.events, args.batch, args.runs)
     print(f"## Sustained ({args.events:,} events, batch {args.batch}, median of {args.runs})\n")
-    print(
-        _common.table(
-            ["path", "events/s", "× raw"],
-            [
-                (
-                    "tracker end to end: track() … stop() committed the last row",
-                    f"{tracker:,.0f}",
-                    f"{tracker / raw:.2f}",
-                ),
-                (
-                    "tracker delivery only: queue filled first, start() … stop()",
-                    f"{delivery:,.0f}",
-                    f"{delivery / raw:.2f}",
-                ),
-                ("raw psycopg COPY (write_row) of the same rows", f"{raw:,.0f}", "1.00"),
-            ],
-            right=(1, 2),
-        )
-    )
+    print(_common.throughput_table(tracker, delivery, raw, "raw psycopg COPY (write_row) of the same rows"))
     print(f"\ntarget: ≥ {TARGET:,} events/s — {'met' if tracker >= TARGET else 'NOT met'}")
 
 
