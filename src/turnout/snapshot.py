@@ -12,9 +12,10 @@ from typing import Any
 from turnout.config import TurnoutConfig
 from turnout.decision import Decision
 from turnout.engines import EngineSet, build_engine_set
-from turnout.errors import ConfigError, ConfigIssue, TurnoutError, redact
+from turnout.errors import ConfigError, ConfigIssue, redact
 from turnout.events import EventTracker
 from turnout.events.sinks import EventSink
+from turnout.events.tracker import SinkConfigError
 from turnout.failures import Failures
 from turnout.flags import CompiledFlag, compile_flags
 from turnout.intent.signal import classifier_key, configured_classifier
@@ -86,9 +87,8 @@ def event_tracker(
         return EventTracker(list(sinks), config.events, failures=failures)
     try:
         return EventTracker.from_config(config.events, plugins=config.plugins, failures=failures)
-    except TurnoutError as exc:
-        path, url = _failing_sink(config)
-        raise ConfigError([ConfigIssue(path, redact(url), redact(str(exc)))]) from None
+    except SinkConfigError as exc:
+        raise ConfigError([ConfigIssue(exc.path, redact(exc.url), redact(str(exc)))]) from None
 
 
 def needs_restart(previous: TurnoutConfig, new: TurnoutConfig) -> list[str]:
@@ -104,19 +104,3 @@ def needs_restart(previous: TurnoutConfig, new: TurnoutConfig) -> list[str]:
         )
         if changed
     ]
-
-
-def _failing_sink(config: TurnoutConfig) -> tuple[str, str]:
-    """Which of `events.sink` / `events.sinks[i]` cannot be built (for the error's path)."""
-    from turnout.events.sinks import sink_from_url
-
-    named = [("events.sink", config.events.sink)]
-    named += [(f"events.sinks[{i}]", url) for i, url in enumerate(config.events.sinks)]
-    for path, url in named:
-        if not url.strip():
-            continue
-        try:
-            sink_from_url(url, block=config.plugins.block, autoload=config.plugins.autoload)
-        except TurnoutError:
-            return path, url
-    return named[0]

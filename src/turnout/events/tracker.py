@@ -60,6 +60,15 @@ _MAX_NAMES = 10_000
 _live: weakref.WeakSet[EventTracker] = weakref.WeakSet()
 
 
+class SinkConfigError(TurnoutError):
+    """A sink named in config cannot be built; `path` says which setting names it."""
+
+    def __init__(self, path: str, url: str, cause: Exception) -> None:
+        self.path = path
+        self.url = url
+        super().__init__(str(cause))
+
+
 class EventsClosed(RuntimeError):
     """An event arrived after the tracker stopped."""
 
@@ -118,9 +127,22 @@ class EventTracker:
         """A tracker writing to the sinks `config.sink` and `config.sinks` name (in that order)."""
         if not config.enabled:
             return cls([], config, **kwargs)
-        urls = dict.fromkeys(url.strip() for url in (config.sink, *config.sinks) if url.strip())
         found = plugins or PluginsConfig()
-        sinks = [sink_from_url(url, block=found.block, autoload=found.autoload) for url in urls]
+        named = [
+            ("events.sink", config.sink),
+            *((f"events.sinks[{i}]", url) for i, url in enumerate(config.sinks)),
+        ]
+        sinks: list[EventSink] = []
+        seen: set[str] = set()
+        for path, raw in named:
+            url = raw.strip()
+            if not url or url in seen:
+                continue
+            seen.add(url)
+            try:
+                sinks.append(sink_from_url(url, block=found.block, autoload=found.autoload))
+            except TurnoutError as exc:
+                raise SinkConfigError(path, url, exc) from exc
         return cls(sinks, config, **kwargs)
 
     def _reset(self) -> None:
