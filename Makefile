@@ -36,6 +36,7 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -W error --strict-markers
 
 bench: $(STAMP)
+	$(BIN)/python bench/bench_e2e.py --quick
 	$(BIN)/python bench/bench_decide.py --quick
 	$(BIN)/python bench/bench_asgi.py --quick
 	$(BIN)/python bench/bench_telemetry.py --quick

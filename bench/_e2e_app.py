@@ -1,0 +1,74 @@
+"""The two apps `bench_e2e.py` serves with uvicorn: a bare FastAPI route and the same route with turnout.
+
+Both answer POST /chat with a JSON body after awaiting a trivial async engine, so the only
+difference is turnout: `TurnoutMiddleware`, the `@experiment("coordinator")` decision, the
+engine call through turnout (timeout, breaker, metrics), and one exposure event per new user
+into the default SQLite sink. The working directory (set by the benchmark) receives
+`turnout_events.db` and `logs/metrics.jsonl`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+from turnout import BoundEngine, Turnout, experiment
+from turnout.asgi import TurnoutMiddleware
+
+VARIANTS = ("legacy", "workflow", "langgraph")
+
+CONFIG: dict[str, Any] = {
+    "flags": {
+        "coordinator": {
+            "variants": list(VARIANTS),
+            "default": "legacy",
+            "rules": [
+                {
+                    "name": "premium",
+                    "when": {"plan": {"$in": ["premium", "enterprise"]}},
+                    "serve": "langgraph",
+                },
+                {
+                    "name": "canary",
+                    "experiment": "bench-canary",
+                    "split": {"legacy": 80, "workflow": 10, "langgraph": 10},
+                },
+            ],
+        }
+    },
+    "http": {"attribute_headers": {"plan": "X-Plan"}},
+}
+
+
+async def _answer(message: str) -> str:
+    return "ok"
+
+
+def bare_app() -> FastAPI:
+    """The baseline: the route awaits the engine function itself."""
+    app = FastAPI()
+
+    @app.post("/chat")
+    async def chat(request: Request) -> dict[str, str]:
+        body = await request.json()
+        return {"variant": "legacy", "reply": await _answer(body["message"])}
+
+    return app
+
+
+def turnout_app() -> FastAPI:
+    """The same route with middleware, `@experiment` and the engine run through turnout."""
+    turnout = Turnout(CONFIG, env={})
+    for name in VARIANTS:
+        turnout.add_engine(name, _answer)
+    app = FastAPI(lifespan=turnout.lifespan)
+    app.add_middleware(TurnoutMiddleware, turnout=turnout)
+
+    @app.post("/chat")
+    @experiment("coordinator")
+    async def chat(request: Request, engine: BoundEngine) -> dict[str, str]:
+        body = await request.json()
+        return {"variant": engine.variant, "reply": await engine(body["message"])}
+
+    return app

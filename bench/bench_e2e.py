@@ -1,0 +1,210 @@
+"""End to end: requests/s of a FastAPI route under uvicorn, bare and with turnout, loaded by wrk.
+
+What users feel when they turn turnout on. Both apps run in their own uvicorn process (one
+worker, loopback, access log off); wrk (from Debian's `wrk` package, installed here when
+missing and run as root) keeps 100 connections busy, and every request carries a new
+X-User-Id, so every request is a new user: a decision, an engine call and a new exposure
+written to SQLite. The contenders are interleaved — bare, turnout, bare, turnout … — so that
+load from elsewhere on the machine falls on both alike; the ratio is of the medians.
+
+    .venv/bin/python bench/bench_e2e.py                  # 5 rounds of 10 s each per app
+    .venv/bin/python bench/bench_e2e.py --quick          # 3 rounds of 5 s
+    .venv/bin/python bench/bench_e2e.py --no-events      # exposures off, for comparison
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import _common
+
+HERE = Path(__file__).resolve().parent
+
+# Each wrk thread numbers its own requests; `tid` and the run's nonce keep ids unique across
+# threads and rounds, so every request is a user turnout has never seen.
+WRK_SCRIPT = """
+local counter = 0
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+function init(args)
+  nonce = args[1] or "run"
+end
+function request()
+  counter = counter + 1
+  local plan = (counter % 5 == 0) and "premium" or "free"
+  return wrk.format("POST", "/chat", {
+    ["Content-Type"] = "application/json",
+    ["X-User-Id"] = nonce .. "-" .. tid .. "-" .. counter,
+    ["X-Plan"] = plan,
+  }, '{"message": "where is my refund"}')
+end
+"""
+
+
+def ensure_wrk() -> str:
+    """The wrk binary; installs Debian's package when it is missing and we are root."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        sys.exit("wrk is not installed: apt-get install wrk (needs root)")
+    print("installing wrk from Debian's packages …", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, env=env, capture_output=True)
+    if not shutil.which("wrk"):
+        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, env=env, capture_output=True)
+    return shutil.which("wrk") or sys.exit("wrk could not be installed")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server(factory: str, workdir: Path, events: bool) -> Iterator[int]:
+    """A uvicorn process serving `_e2e_app:<factory>` on a fresh loopback port."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    if not events:
+        env["TURNOUT_EVENTS__ENABLED"] = "false"
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        f"_e2e_app:{factory}",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    process = subprocess.Popen(command, cwd=workdir, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            if process.poll() is not None:
+                sys.exit(f"{factory} exited with {process.returncode}")
+            time.sleep(0.05)
+        else:
+            sys.exit(f"{factory} did not start listening within 30 s")
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def load(
+    wrk: str, port: int, script: Path, seconds: int, connections: int, nonce: str
+) -> tuple[float, int, int]:
+    """(requests/s, non-2xx responses, socket errors) of one wrk run."""
+    url = f"http://127.0.0.1:{port}"
+    # A short warm-up, then the timed run.
+    subprocess.run(
+        [wrk, "-t1", "-c8", "-d1s", "-s", str(script), url, "--", f"warm{nonce}"],
+        check=True,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url, "--", nonce],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return rate, int(non2xx.group(1)) if non2xx else 0, sum(map(int, errors.groups())) if errors else 0
+
+
+def main() -> None:
+    """Interleave bare and turnout rounds, print a table of requests/s and the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 5 s")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per app (default 5)")
+    parser.add_argument("--seconds", type=int, default=None, help="wrk duration per round (default 10)")
+    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--no-events", action="store_true", help="turn exposures off in the turnout app")
+    args = parser.parse_args()
+    rounds = args.rounds or (3 if args.quick else 5)
+    seconds = args.seconds or (5 if args.quick else 10)
+    wrk = ensure_wrk()
+
+    print("# uvicorn + wrk on loopback: bare FastAPI route vs the same route with turnout\n")
+    print(_common.machine())
+    print(_common.versions(("turnout", "fastapi", "starlette", "uvicorn")))
+    print(
+        f"{rounds} interleaved rounds of {seconds} s per app, {args.connections} connections, 2 wrk threads,"
+    )
+    print(
+        "every request a new user id"
+        + (" (exposures off)" if args.no_events else " (a new exposure each)")
+        + "\n"
+    )
+
+    rates: dict[str, list[float]] = {"bare": [], "turnout": []}
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="turnout-e2e-") as tmp:
+        script = Path(tmp) / "new_user.lua"
+        script.write_text(WRK_SCRIPT)
+        for round_ in range(rounds):
+            for name, factory in (("bare", "bare_app"), ("turnout", "turnout_app")):
+                workdir = Path(tmp) / f"{name}-{round_}"
+                workdir.mkdir()
+                with server(factory, workdir, events=not args.no_events) as port:
+                    rate, non2xx, errors = load(wrk, port, script, seconds, args.connections, f"r{round_}")
+                rates[name].append(rate)
+                failures += non2xx + errors
+                print(f"round {round_ + 1}/{rounds} {name:8} {rate:10,.0f} req/s", file=sys.stderr)
+
+    bare, turned = statistics.median(rates["bare"]), statistics.median(rates["turnout"])
+    rows = [
+        (
+            name,
+            f"{statistics.median(values):,.0f}",
+            f"{max(values):,.0f}",
+            f"{min(values):,.0f}",
+            f"{statistics.median(values) / bare:.3f}",
+        )
+        for name, values in rates.items()
+    ]
+    print(
+        _common.table(("app", "median req/s", "best", "worst", "× bare (medians)"), rows, right=(1, 2, 3, 4))
+    )
+    best_ratio = max(rates["turnout"]) / max(rates["bare"])
+    print(
+        f"\nturnout / bare throughput: {turned / bare:.3f} (medians), {best_ratio:.3f} (best rounds); "
+        f"non-2xx responses and socket errors: {failures}"
+    )
+    print(f"target ≥ 0.95×: {'met' if turned / bare >= 0.95 else 'missed'}; {_common.load()} at the end")
+
+
+if __name__ == "__main__":
+    main()
