@@ -76,7 +76,7 @@ def row(text: str, label: str) -> str:
     return " │ ".join(cells)
 
 
-def test_reproduces_seed_003_dashboard(tmp_path: Path) -> None:
+def test_reproduces_the_hand_written_dashboard(tmp_path: Path) -> None:
     components = {
         "intent.classify": series(1234, 0.985, 45.2, 40.1, 78.5, 112.3),
         "npc.generate": series(1234, 0.972, 1234.5, 900.0, 2456.7, 3102.1, 4000.0),

@@ -1,4 +1,4 @@
-"""The seed's environment switches (seed 003) and `TURNOUT_*` settings; env overrides files."""
+"""The environment switches and `TURNOUT_*` settings; env overrides files."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_coordinator_engine_is_served_to_everyone(engine: str) -> None:
     assert turnout.config.flags["coordinator"].variants == ["legacy", "workflow", "langgraph"]
 
 
-def test_seed_full_migration_serves_langgraph_to_everyone() -> None:
+def test_full_migration_serves_langgraph_to_everyone() -> None:
     env = {
         "COORDINATOR_ENGINE": "langgraph",
         "ENABLE_ML_INTENT": "true",
@@ -328,7 +328,7 @@ def test_variables_outside_the_turnout_namespace_are_ignored() -> None:
     assert Turnout.from_env(env=env).config == Turnout.from_env(env={}).config
 
 
-def test_turnout_flag_names_the_flag_the_seed_switches_drive() -> None:
+def test_turnout_flag_names_the_flag_the_switches_drive() -> None:
     turnout = Turnout.from_env(env={"TURNOUT_FLAG": "orchestrator", "COORDINATOR_ENGINE": "workflow"})
     assert set(turnout.config.flags) == {"orchestrator"}
     assert turnout.decide("orchestrator", RoutingContext("u")).engine == "workflow"

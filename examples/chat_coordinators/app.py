@@ -71,7 +71,7 @@ def create_app(turnout: Turnout | None = None) -> FastAPI:
                 status_code=503,
             )
         final = current_decision(FLAG) or engine.decision  # FALLBACK if another engine served
-        # Seed 004's taxonomy; the user and session come from the request's routing context.
+        # The support-bot taxonomy; the user and session come from the request's routing context.
         turnout.track(
             "session.message",
             properties={

@@ -1,8 +1,8 @@
-"""Seed 004's support bot: AI chat and agent-workbench events, and the monthly case-study API.
+"""A support bot: AI chat and agent-workbench events, and the monthly case-study API.
 
 The events go through `turnout.track()` (never blocking a request) into the configured sink
 (SQLite by default, PostgreSQL with `TURNOUT_EVENTS__SINK=postgresql://...`); the case study
-is computed from turnout's aggregates with seed 004's formulas.
+is computed from turnout's aggregates with the usual formulas.
 
 Run it:  uvicorn examples.support_bot.app:app --port 8001
 """

@@ -1,4 +1,4 @@
-"""Seed 004's monthly business case, computed from turnout's event aggregates."""
+"""The support bot's monthly business case, computed from turnout's event aggregates."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from turnout.events.stats import EventStats, EventsUnavailable, Rate
 
 
 def case_study(events: EventsConfig, month: str, *, cost_per_manual_session: float = 10.0) -> dict[str, Any]:
-    """The case-study document for `month` (YYYY-MM), with seed 004's formulas.
+    """The case-study document for `month` (YYYY-MM).
 
     AI resolution rate = ai_resolved / total_sessions × 100, where ai_resolved = sessions that
     were not escalated; escalation rate = escalated / total_sessions × 100; average response time

@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = commands.add_parser("events", help="aggregates of tracked events").add_subparsers(
         dest="events_command", required=True
     )
-    summary_cmd = events.add_parser("summary", help="events per day, top events, seed 004's rates")
+    summary_cmd = events.add_parser("summary", help="events per day, top events, support-bot rates")
     summary_cmd.add_argument("url", nargs="?", default="sqlite:///turnout_events.db")
     summary_cmd.add_argument("--since", default="30d", help="e.g. 7d, 30d, 24h")
 

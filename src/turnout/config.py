@@ -193,7 +193,7 @@ class HttpConfig(_Model):
 
 
 class RoutingConfig(_Model):
-    """Switch whole kinds of rules on or off (the seed's ENABLE_* switches)."""
+    """Switch whole kinds of rules on or off (the ENABLE_* environment switches)."""
 
     attribute_rules: bool = True
     split_rules: bool = True

@@ -26,7 +26,7 @@ _STATUS = {
     "idle": ("💤 No requests", "dim"),
 }
 _LATENCY = (("Mean", "mean"), ("P50", "p50"), ("P95", "p95"), ("P99", "p99"))
-_TABLE_MIN_WIDTH = 110  # below this the components are listed one under another, as in seed 003
+_TABLE_MIN_WIDTH = 110  # below this the components are listed one under another
 
 
 def dashboard_main(
@@ -111,7 +111,7 @@ def _describe_sources(dashboard: Dashboard) -> str:
 
 
 class _Components:
-    """A table of components on a wide terminal, a list like seed 003's on a narrow one."""
+    """A table of components on a wide terminal, a list on a narrow one."""
 
     def __init__(self, dashboard: Dashboard) -> None:
         self.components = dashboard.components

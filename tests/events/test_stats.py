@@ -26,7 +26,7 @@ FIRST = datetime(2025, 12, 29, 20, 0, tzinfo=UTC)
 
 
 def support_bot_events() -> list[Event]:
-    """Seed 004's events: 80 chat sessions from 15 users over the turn of the year."""
+    """Support-bot events: 80 chat sessions from 15 users over the turn of the year."""
     events: list[Event] = []
 
     def add(name: str, user: str, session: str | None, at: datetime, **properties: Any) -> None:

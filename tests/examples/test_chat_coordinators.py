@@ -117,7 +117,7 @@ async def _openapi_params(app: Any) -> list[str]:
     return [p["name"] for p in operation.get("parameters", [])]
 
 
-async def test_events_follow_seed_004s_taxonomy(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_events_follow_the_support_bot_taxonomy(monkeypatch: pytest.MonkeyPatch) -> None:
     turnout, sink, app = make(monkeypatch)
     await turnout.start()
     await chat(app, "ev-1", "enterprise", "I need a human, this is unacceptable")

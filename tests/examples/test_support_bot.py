@@ -1,4 +1,4 @@
-"""Seed 004's support bot: events in, the monthly case study out, end to end."""
+"""The support bot: events in, the monthly case study out, end to end."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def turnout(tmp_path: Path) -> Turnout:
     )
 
 
-async def test_case_study_follows_seed_004s_formulas(turnout: Turnout) -> None:
+async def test_case_study_follows_the_formulas(turnout: Turnout) -> None:
     app = create_app(turnout, cost_per_manual_session=10)
     month = datetime.now(UTC).strftime("%Y-%m")
     transport = httpx.ASGITransport(app=app)

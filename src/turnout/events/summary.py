@@ -1,7 +1,7 @@
 """`turnout events summary [URL] [--since 30d]`: what the events table holds, drawn with rich.
 
 Totals and distinct users per event name, events per UTC day with the busiest names as
-columns, and — when seed 004's support-bot events are there — its business rates.
+columns, and — when support-bot events are there — the support-bot rates.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def _day_table(stats: EventStats, since: str, totals: list[Count]) -> Table:
 
 
 def _rates(stats: EventStats, since: str) -> Table | None:
-    """Seed 004's business rates, for those whose events exist."""
+    """The support-bot rates, for those whose events exist."""
     from rich.table import Table
 
     rows: list[tuple[str, str, str]] = []
@@ -157,7 +157,7 @@ def _rates(stats: EventStats, since: str) -> Table | None:
     rate("Ticket resolution", stats.rate("ticket.closed", "ticket.created", since=since), "closed / created")
     if not rows:
         return None
-    table = Table(title="Support-bot metrics (seed 004)", title_justify="left")
+    table = Table(title="Support-bot metrics", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("from", style="dim")
