@@ -172,7 +172,7 @@ def test_same_config_loads_from_json(tmp_path: Path, engines_module: str) -> Non
 
 
 def test_turnout_accepts_a_mapping_or_a_model() -> None:
-    assert Turnout(BASE, env={}).config == Turnout(validate_config(BASE), env={}).config
+    assert Turnout(BASE).config == Turnout(validate_config(BASE)).config
 
 
 def test_durations_accept_units_and_numbers() -> None:
@@ -496,7 +496,7 @@ def test_error_text_lists_every_path_and_value() -> None:
 def test_turnout_raises_the_same_errors(tmp_path: Path) -> None:
     data = with_changes(("flags.coordinator.rules.0.serve", "jet"))
     with pytest.raises(ConfigError) as caught:
-        Turnout(data, env={})
+        Turnout(data)
     assert [(i.path, i.value) for i in caught.value.issues] == [("flags.coordinator.rules[0].serve", "jet")]
 
     path = tmp_path / "turnout.json"

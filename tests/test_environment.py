@@ -84,7 +84,7 @@ def test_explicit_env_ignores_the_process_environment(monkeypatch: pytest.Monkey
     monkeypatch.setenv("AB_TRAFFIC_SPLIT", "not a number")
     turnout = Turnout.from_env(env={"COORDINATOR_ENGINE": "workflow"})
     assert turnout.decide("coordinator", RoutingContext("u")).engine == "workflow"
-    assert Turnout({}, env={}).config.flags == {}
+    assert Turnout({}).config.flags == {}
 
 
 # --- AB_TESTING_ENABLED / AB_TRAFFIC_SPLIT --------------------------------------------
@@ -185,7 +185,7 @@ def test_ab_testing_off_switches_file_splits_off() -> None:
             }
         }
     }
-    assert set(engines_for(Turnout(data, env={}), USERS[:500]).values()) == {"legacy", "workflow"}
+    assert set(engines_for(Turnout(data), USERS[:500]).values()) == {"legacy", "workflow"}
     off = Turnout(data, env={"AB_TESTING_ENABLED": "false"})
     assert set(engines_for(off, USERS[:500]).values()) == {"legacy"}
 
@@ -209,7 +209,7 @@ def test_enable_ml_intent_toggles_intent(word: str, enabled: bool) -> None:
 
 
 def test_intent_stays_as_configured_without_the_switch() -> None:
-    assert Turnout({"intent": {"enabled": True}}, env={}, classifier=RefundClassifier()).config.intent.enabled
+    assert Turnout({"intent": {"enabled": True}}, classifier=RefundClassifier()).config.intent.enabled
     assert Turnout.from_env(env={}).config.intent.enabled is False
 
 
@@ -433,7 +433,7 @@ def test_coordinator_engine_alone_rolls_back_a_canary_from_the_file() -> None:
     canary["flags"]["coordinator"]["rules"].append(
         {"name": "canary", "experiment": "wf", "split": {"legacy": 50, "workflow": 50}}
     )
-    before = Turnout(canary, env={})
+    before = Turnout(canary)
     assert "workflow" in set(engines_for(before, USERS[:500]).values())
     rolled_back = Turnout(canary, env={"COORDINATOR_ENGINE": "legacy"})
     assert set(engines_for(rolled_back, USERS[:500]).values()) == {"legacy"}

@@ -9,6 +9,7 @@ Run it:  uvicorn examples.support_bot.app:app --port 8001
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -41,7 +42,7 @@ class CloseIn(BaseModel):
 
 def create_app(turnout: Turnout | None = None, *, cost_per_manual_session: float = 10.0) -> FastAPI:
     """The support-bot app; `turnout` decides where its events go."""
-    turnout = turnout or Turnout({"telemetry": {"exporters": []}})
+    turnout = turnout or Turnout({"telemetry": {"exporters": []}}, env=os.environ)
     app = FastAPI(title="support bot", lifespan=turnout.lifespan)
     app.add_middleware(TurnoutMiddleware, turnout=turnout)
     sessions: set[str] = set()

@@ -87,7 +87,7 @@ class Turnout:
     @classmethod
     def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:
         """Load a TOML or JSON file; the environment (`os.environ` by default) overrides it."""
-        return cls(load_file(path), path=path, env=env, **kwargs)
+        return cls(load_file(path), path=path, env=os.environ if env is None else env, **kwargs)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:
@@ -109,9 +109,10 @@ class Turnout:
     ) -> TurnoutConfig:
         if isinstance(config, TurnoutConfig):
             return config
-        environ = os.environ if self._env is None else self._env
+        # Only `from_file`/`from_env` (or an explicit `env=`) read the environment: a config
+        # built in code means what it says.
         return validate_config(
-            apply_environment(config, environ), source=source or (str(self._path) if self._path else None)
+            apply_environment(config, self._env or {}), source=source or (str(self._path) if self._path else None)
         )
 
     def _build(self, config: TurnoutConfig, source: str | None) -> Snapshot:

@@ -29,7 +29,7 @@ CONFIG: dict[str, Any] = {
 
 
 def make(sink: MemorySink) -> Turnout:
-    turnout = Turnout(CONFIG, env={}, event_sinks=[sink])
+    turnout = Turnout(CONFIG, event_sinks=[sink])
     turnout.add_engine("legacy", lambda message: "legacy")
     turnout.add_engine("workflow", lambda message: "workflow")
     return turnout
@@ -95,7 +95,7 @@ async def test_bad_events_never_raise_and_are_counted() -> None:
 
 def test_an_unknown_sink_is_a_load_error() -> None:
     try:
-        Turnout({"events": {"sink": "kafka://broker"}}, env={})
+        Turnout({"events": {"sink": "kafka://broker"}})
     except ConfigError as exc:
         assert exc.issues[0].path == "events.sink"
         assert exc.issues[0].value == "kafka://broker"

@@ -21,7 +21,7 @@ from examples.support_bot.app import create_app  # noqa: E402
 @pytest.fixture
 def turnout(tmp_path: Path) -> Turnout:
     return Turnout(
-        {"telemetry": {"exporters": []}, "events": {"sink": f"sqlite:///{tmp_path / 'events.db'}"}}, env={}
+        {"telemetry": {"exporters": []}, "events": {"sink": f"sqlite:///{tmp_path / 'events.db'}"}}
     )
 
 
