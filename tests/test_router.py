@@ -120,6 +120,7 @@ def test_reload_that_fails_validation_keeps_the_old_config() -> None:
 )
 def test_every_kind_of_invalid_reload_raises_config_error(bad: dict[str, Any]) -> None:
     t = Turnout(flags("workflow"))
+    assert served(t) == "workflow"  # engines are known from the first decision on
     with pytest.raises(ConfigError):
         t.reload(bad)
     assert served(t) == "workflow"
@@ -367,7 +368,7 @@ async def test_start_warns_about_variants_without_an_engine() -> None:
     warnings = [entry for entry in logs if entry["event"] == "turnout.engines_missing"]
     assert len(warnings) == 1  # value flags have no engines to miss
     assert warnings[0]["log_level"] == "warning"
-    assert warnings[0]["flag"] == FLAG
+    assert warnings[0]["setting"] == f"flags.{FLAG}.variants"
     assert warnings[0]["variants"] == ["workflow", "langgraph"]
 
 
