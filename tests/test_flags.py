@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from turnout import ConfigError, Decision, Reason, RoutingContext, Turnout
 from turnout.conditions import CompiledCondition
+from turnout.errors import NOTHING
 from turnout.types import Intent
 
 IDS = [f"user-{i}" for i in range(5000)]
@@ -352,8 +353,9 @@ def test_a_rollout_needs_a_fixed_start() -> None:
     with pytest.raises(ConfigError) as caught:
         Turnout(flag_config(rules=[rule]))
     assert [(i.path, i.value) for i in caught.value.issues] == [
-        ("flags.coordinator.rules[0].rollout.start", None)
+        ("flags.coordinator.rules[0].rollout.start", NOTHING)
     ]
+    assert "(got" not in str(caught.value.issues[0])
 
 
 def test_processes_started_at_different_times_agree_on_the_step() -> None:
