@@ -4,7 +4,8 @@ The blocks of one page run in order, in one fresh working directory, sharing one
 a later block may use what an earlier one defined. A toml block whose first line is
 `# file NAME` is written to NAME (for a later block to load); any other toml block must be a
 valid configuration on its own. A python block whose first line is `# NAME.py` is also
-written to that file, so later blocks can import it. Top-level `await` is allowed.
+written to that file, so later blocks can import it. Top-level `await` is allowed, and a
+comment line `# -> TEXT` in a python block claims that TEXT is part of what the block prints.
 `<!-- fragment -->` on the line before a fence leaves the block out.
 """
 
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import inspect
+import io
 import os
 import re
 import sys
@@ -31,6 +34,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FRAGMENT = "<!-- fragment -->"
 _FENCE = re.compile(r"^```(python|toml)\s*$")
 _FILE_TOML = re.compile(r"^#\s*file\s+(\S+)\s*$")
+_CLAIM = re.compile(r"^\s*#\s*->\s*(.+)$", re.MULTILINE)
 _FILE_PY = re.compile(r"^#\s*([\w/.-]+\.py)\s*$")
 
 
@@ -81,9 +85,15 @@ def run(block: Block, namespace: dict[str, Any]) -> None:
     if module is not None:
         Path(module.group(1)).write_text(block.code, encoding="utf-8")
     code = compile(block.code, f"{block.page}:{block.line}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    result = eval(code, namespace)  # noqa: S307 - the documentation's own examples
-    if inspect.iscoroutine(result):
-        asyncio.run(result)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        result = eval(code, namespace)
+        if inspect.iscoroutine(result):
+            asyncio.run(result)
+    for claim in _CLAIM.findall(block.code):
+        assert claim.strip() in printed.getvalue(), (
+            f"the block claims {claim!r}; it printed {printed.getvalue()!r}"
+        )
 
 
 @pytest.fixture

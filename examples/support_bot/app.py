@@ -89,6 +89,21 @@ def create_app(turnout: Turnout | None = None, *, cost_per_manual_session: float
         )
         return {"session_id": session_id, "status": "taken over"}
 
+    @app.post("/api/agent/sessions/{session_id}/release")
+    async def release(session_id: str, handle_seconds: float = Query(ge=0)) -> dict[str, str]:
+        turnout.track(
+            "agent.session_release",
+            properties={"session_id": session_id, "handle_duration_seconds": handle_seconds},
+        )
+        return {"session_id": session_id, "status": "released"}
+
+    @app.post("/api/agent/sessions/{session_id}/transfer")
+    async def transfer(session_id: str, to_agent: str = Query(min_length=1)) -> dict[str, str]:
+        turnout.track(
+            "agent.session_transfer", properties={"session_id": session_id, "target_agent_id": to_agent}
+        )
+        return {"session_id": session_id, "status": "transferred"}
+
     @app.post("/api/tickets")
     async def create_ticket(body: TicketIn) -> dict[str, int]:
         ticket_id = len(tickets) + 1
