@@ -154,3 +154,13 @@ def test_intent_commands_are_wired(capsys: pytest.CaptureFixture[str]) -> None:
         main(["intent", "train", "--help"])
     assert exited.value.code == 0
     assert "--output" in capsys.readouterr().out
+
+
+def test_plugins_with_none_installed_says_how_to_get_them(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("turnout.plugins.installed_plugins", list)
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "No turnout plugins installed." in out
+    assert "pip install turnout-langgraph turnout-posthog" in out

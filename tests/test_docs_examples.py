@@ -2,7 +2,7 @@
 
 The blocks of one page run in order, in one fresh working directory, sharing one namespace:
 a later block may use what an earlier one defined. A toml block whose first line is
-`# file NAME` is written to NAME (for a later block to load); any other toml block must be a
+`# file NAME` is checked as TOML and written to NAME (for a later block to load); any other toml block must be a
 valid configuration on its own. A python block whose first line is `# NAME.py` is also
 written to that file, so later blocks can import it. Top-level `await` is allowed, and a
 comment line `# -> TEXT` in a python block claims that TEXT is part of what the block prints.
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FRAGMENT = "<!-- fragment -->"
 _FENCE = re.compile(r"^```(python|toml)\s*$")
-_FILE_TOML = re.compile(r"^#\s*file\s+(\S+)\s*$")
+_FILE_TOML = re.compile(r"^#\s*file\s+(\S+)")
 _CLAIM = re.compile(r"^\s*#\s*->\s*(.+)$", re.MULTILINE)
 _FILE_PY = re.compile(r"^#\s*([\w/.-]+\.py)\s*$")
 
@@ -77,6 +77,7 @@ def run(block: Block, namespace: dict[str, Any]) -> None:
     if block.language == "toml":
         target = _FILE_TOML.match(first)
         if target is not None:
+            tomllib.loads(block.code)  # valid TOML, whatever the file is for
             Path(target.group(1)).write_text(block.code, encoding="utf-8")
         else:
             validate_config(tomllib.loads(block.code), source=f"{block.page}:{block.line}")

@@ -156,7 +156,10 @@ def _plugins() -> int:
 
     infos = installed_plugins()
     if not infos:
-        print("no turnout plugins installed (groups: turnout.engines, .exporters, .sinks, .classifiers)")
+        print("No turnout plugins installed.")
+        print("The first-party ones: pip install turnout-langgraph turnout-posthog")
+        print("(LangGraph engines; the PostHog exporter and event sink). Others register under the")
+        print("entry-point groups turnout.engines, turnout.exporters, turnout.sinks, turnout.classifiers.")
         return 0
     header = ("group", "name", "distribution", "version", "loads")
     rows = [
