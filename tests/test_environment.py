@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from turnout import ConfigError, Reason, RoutingContext, Turnout
+from turnout.environment import SWITCH_ENGINES
 
 USERS = [f"user-{i}" for i in range(20_000)]
 
@@ -213,11 +214,29 @@ def test_intent_stays_as_configured_without_the_switch() -> None:
     assert Turnout.from_env(env={}).config.intent.enabled is False
 
 
-def test_enable_ml_intent_without_a_model_is_a_clear_load_error() -> None:
-    with pytest.raises(ConfigError) as caught:
-        Turnout.from_env(env={"ENABLE_ML_INTENT": "true"})
-    assert caught.value.issues[0].path == "intent.model"
-    assert "TURNOUT_INTENT__MODEL" in caught.value.issues[0].message
+async def test_the_environment_only_canary_starts_with_the_built_in_intent_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TURNOUT_CACHE_DIR", str(tmp_path / "cache"))
+    env = {
+        "COORDINATOR_ENGINE": "workflow",
+        "ENABLE_ML_INTENT": "true",
+        "ENABLE_CONTEXT_AWARE": "true",
+        "AB_TESTING_ENABLED": "true",
+        "AB_TRAFFIC_SPLIT": "0.1",
+    }
+    turnout = Turnout.from_env(env=env)
+    for name in SWITCH_ENGINES:
+        turnout.add_engine(name, lambda message: message)
+    await turnout.start()
+    try:
+        assert turnout.config.intent.model is None
+        assert (
+            turnout.classify("我要转人工").label == "human_agent"
+        )  # the shipped model
+        assert list((tmp_path / "cache").glob("customer_service-*.bin"))
+    finally:
+        await turnout.stop()
 
 
 class RefundClassifier:
