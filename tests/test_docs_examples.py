@@ -103,6 +103,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
     for name in [name for name in os.environ if name.startswith("TURNOUT_")]:
         monkeypatch.delenv(name)
+    monkeypatch.setenv("TURNOUT_CACHE_DIR", str(tmp_path / "cache"))  # the built-in intent model
     modules = set(sys.modules)
     yield tmp_path
     for name in set(sys.modules) - modules:  # modules a page wrote must not leak into the next
