@@ -41,11 +41,20 @@ def test_a_key_without_a_docstring_is_found() -> None:
 
 def test_every_section_and_key_is_listed() -> None:
     text = render()
-    for section in ("engines.NAME", "flags.KEY", "routing", "intent", "telemetry", "events", "http", "plugins"):
+    for section in (
+        "engines.NAME",
+        "flags.KEY",
+        "routing",
+        "intent",
+        "telemetry",
+        "events",
+        "http",
+        "plugins",
+    ):
         assert f"## `[{section}]`" in text
     assert "## `[[flags.KEY.rules]]`" in text
     assert "## `rollout` in `[[flags.KEY.rules]]`" in text
-    assert "| `snapshot_interval_s` | duration | `\"10s\"` |" in text
+    assert '| `snapshot_interval_s` | duration | `"10s"` |' in text
     assert "| `variants` | list of string | required |" in text
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     assert len(rows) >= sum(1 for _ in TurnoutConfig.model_fields)

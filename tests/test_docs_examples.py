@@ -2,8 +2,8 @@
 
 The blocks of one page run in order, in one fresh working directory, sharing one namespace:
 a later block may use what an earlier one defined. A toml block whose first line is
-`# file NAME` is checked as TOML and written to NAME (for a later block to load); any other toml block must be a
-valid configuration on its own. A python block whose first line is `# NAME.py` is also
+`# file NAME` is checked as TOML and written to NAME (for a later block to load); any other
+toml block must be a valid configuration on its own. A python block whose first line is `# NAME.py` is also
 written to that file, so later blocks can import it. Top-level `await` is allowed, and a
 comment line `# -> TEXT` in a python block claims that TEXT is part of what the block prints.
 `<!-- fragment -->` on the line before a fence leaves the block out.
@@ -98,7 +98,7 @@ def run(block: Block, namespace: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
     for name in [name for name in os.environ if name.startswith("TURNOUT_")]:

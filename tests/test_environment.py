@@ -231,9 +231,7 @@ async def test_the_environment_only_canary_starts_with_the_built_in_intent_model
     await turnout.start()
     try:
         assert turnout.config.intent.model is None
-        assert (
-            turnout.classify("我要转人工").label == "human_agent"
-        )  # the shipped model
+        assert turnout.classify("我要转人工").label == "human_agent"  # the shipped model
         assert list((tmp_path / "cache").glob("customer_service-*.bin"))
     finally:
         await turnout.stop()

@@ -137,7 +137,7 @@ def run_demo(*, users: int = 3000, seed: int = 7) -> int:
     console.print(f"  {turnout_cmd} events summary")
     console.print(f"  {turnout_cmd} validate examples/chat_coordinators/turnout.toml")
     console.print(
-        f"  {python} -m uvicorn examples.chat_coordinators.app:app --port 8000   # POST /chat, GET /metrics/"
+        f"  {python} -m uvicorn examples.chat_coordinators.app:app --port 8000   # POST /chat, GET /metrics"
     )
     return 0
 

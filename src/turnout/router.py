@@ -377,7 +377,7 @@ class Turnout:
         return self.telemetry.metrics.measure(component)
 
     def metrics_app(self) -> ASGIApp:
-        """Prometheus' `/metrics` endpoint as an ASGI app: `app.mount("/metrics", turnout.metrics_app())`."""
+        """Prometheus' endpoint as an ASGI app: `app.add_route("/metrics", turnout.metrics_app())`."""
         return self.telemetry.metrics_app()
 
     # -- faces ---------------------------------------------------------------------------

@@ -106,8 +106,8 @@ async def test_bad_input_is_a_422_and_metrics_are_served(monkeypatch: pytest.Mon
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         await client.post("/chat", json={"message": "hello"}, headers={"X-User-Id": "m"})
-        metrics = await client.get("/metrics/")
-    assert metrics.status_code == 200
+        metrics = await client.get("/metrics")
+    assert metrics.status_code == 200  # served at /metrics itself, no 307 to /metrics/
     assert 'turnout_requests_total{component="decide"}' in metrics.text
     assert "engine" not in (await _openapi_params(app))
 
