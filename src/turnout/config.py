@@ -197,6 +197,8 @@ class RoutingConfig(_Model):
 
     attribute_rules: bool = True
     split_rules: bool = True
+    default_engine: str | None = None
+    """Engine that serves a flag the configuration no longer declares and this process never saw."""
 
 
 class PluginsConfig(_Model):
@@ -245,6 +247,9 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError([ConfigIssue(str(path), None, f"cannot read: {exc.strerror}")]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([ConfigIssue(str(path), None, f"not valid UTF-8 text: {exc}")]) from None
+    if not text.strip():
+        # Most often a file caught mid-write (`cp`, a shell `>`): applying it would drop every flag.
+        raise ConfigError([ConfigIssue(str(path), text, "the file is empty")])
     try:
         data: Any = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:

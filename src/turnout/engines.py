@@ -172,6 +172,12 @@ class EngineSet:
         if engine is not None:
             return engine, decision
         fallback = self.engines.get(default.engine) if default.engine is not None else None
+        if fallback is None and name is None and not decision.variant:
+            raise EngineNotFoundError(
+                "",
+                f"none for flag {decision.flag!r}: it is not in the configuration and "
+                "`routing.default_engine` is not set",
+            )
         if fallback is None:
             raise EngineNotFoundError(
                 str(name), f"not registered (flag {decision.flag!r} has no default engine either)"

@@ -46,6 +46,17 @@ class ConditionError(TurnoutError, ValueError):
         super().__init__(f"{path}: {message} (got {_short_repr(value)})")
 
 
+class UnknownFlagError(TurnoutError, KeyError):
+    """A decision named a flag the configuration does not declare."""
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+        super().__init__(f"flag {flag!r} is not in the configuration")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class MissingExtraError(TurnoutError, ImportError):
     """An optional dependency is needed; names the extra that installs it."""
 
@@ -61,7 +72,7 @@ class EngineError(TurnoutError):
 
     def __init__(self, engine: str, message: str) -> None:
         self.engine = engine
-        super().__init__(f"engine {engine!r}: {message}")
+        super().__init__(f"engine {engine!r}: {message}" if engine else f"no engine {message}")
 
 
 class EngineNotFoundError(EngineError):

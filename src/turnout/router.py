@@ -18,7 +18,7 @@ from turnout.context import RoutingContext, _current, current_context
 from turnout.decision import Decision, Reason
 from turnout.engines import Engine
 from turnout.environment import apply_environment
-from turnout.errors import ConfigError, TurnoutError
+from turnout.errors import ConfigError, TurnoutError, UnknownFlagError
 from turnout.failures import Failures
 from turnout.intent.signal import classify
 from turnout.snapshot import Builder, Snapshot, event_tracker, needs_restart
@@ -135,7 +135,14 @@ class Turnout:
                 "turnout.reload_failed", error=str(exc), note="the previous configuration stays in force"
             )
             raise
+        dropped = sorted(set(self._snapshot.flags) - set(snapshot.flags))
         previous, self._snapshot = self._snapshot.config, snapshot
+        if dropped:
+            _log.warning(
+                "turnout.reload_dropped_flags",
+                flags=dropped,
+                note="requests that still name them get their last default (reason ERROR)",
+            )
         # Health thresholds apply at once; running loops keep their exporters, sinks and intervals.
         self.telemetry.config = snapshot.config.telemetry
         later = needs_restart(previous, snapshot.config)
@@ -207,9 +214,7 @@ class Turnout:
     def _decide(self, snapshot: Snapshot, flag: str, ctx: RoutingContext) -> Decision:
         compiled = snapshot.flags.get(flag)
         if compiled is None:
-            self.failures.record("decide", KeyError(flag), flag=flag)
-            self.telemetry.metrics.record("decide", 0.0, False, "KeyError")
-            return Decision(flag, "", None, Reason.ERROR, error=f"unknown flag {flag!r}")
+            return self._unknown_flag(snapshot, flag, ctx)
         started = perf_counter()
         try:
             decision = compiled.evaluate(ctx, self._clock, self._intent_view_of)
@@ -225,6 +230,18 @@ class Turnout:
             telemetry.metrics.expose(decision.experiment, flag, decision.variant)
             self.events.exposure(decision, context=ctx)
         ctx.decisions[flag] = decision
+        return decision
+
+    def _unknown_flag(self, snapshot: Snapshot, flag: str, ctx: RoutingContext) -> Decision:
+        # Counted and logged once per process; the request is served by the flag's last
+        # default (a reload removed it) or `routing.default_engine`, never by "no engine".
+        self.failures.record("decide", UnknownFlagError(flag), flag=flag)
+        self.telemetry.metrics.record("decide", 0.0, False, "UnknownFlagError")
+        decision = snapshot.fallback_decision(flag) or Decision(
+            flag, "", None, Reason.ERROR, error=f"unknown flag {flag!r}"
+        )
+        if decision.engine is not None:
+            ctx.decisions[flag] = decision
         return decision
 
     async def run(self, flag: str, *args: Any, context: RoutingContext | None = None, **kwargs: Any) -> Any:
