@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from turnout.errors import ConditionError
+from turnout.limits import depth_message, too_deep
 
 Attributes = Mapping[str, Any]
 _Pred = Callable[[Any], bool]
@@ -60,6 +61,9 @@ ALWAYS: Final = CompiledCondition(MappingProxyType({}), frozenset(), _true)
 
 def compile_condition(spec: Mapping[str, Any], *, path: str = "when") -> CompiledCondition:
     """Validate `spec` and compile it; raises `ConditionError` naming the bad part."""
+    deep = too_deep(spec, path)
+    if deep is not None:
+        raise ConditionError(deep, "...", depth_message())
     names: set[str] = set()
     evaluate = _condition(spec, path, names)
     return CompiledCondition(spec, frozenset(names), evaluate) if spec else ALWAYS
@@ -239,7 +243,7 @@ def _operator(op: str, operand: Any, path: str) -> tuple[_Pred, bool]:
             raise ConditionError(path, operand, "$exists takes true or false")
         return (lambda v: v is not None) if operand else (lambda v: v is None), False
     if op == "$type":
-        if operand not in _TYPES:
+        if not isinstance(operand, str) or operand not in _TYPES:
             raise ConditionError(path, operand, f"$type takes one of {sorted(_TYPES)}")
         return lambda v: _kind(v) == operand, True
     if op == "$regex":
@@ -247,7 +251,7 @@ def _operator(op: str, operand: Any, path: str) -> tuple[_Pred, bool]:
             raise ConditionError(path, operand, "$regex takes a pattern string")
         try:
             search = re.compile(operand).search
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError, ValueError) as exc:
             raise ConditionError(path, operand, f"invalid regular expression: {exc}") from None
         return lambda v: isinstance(v, str) and search(v) is not None, False
     if op == "$not":

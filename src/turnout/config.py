@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from turnout.errors import ConditionError, ConfigError, ConfigIssue
+from turnout.limits import depth_message, too_deep
 
 HashName = Literal["murmur3", "growthbook-v1", "growthbook-v2"]
 
@@ -223,6 +224,9 @@ class TurnoutConfig(_Model):
 
 def validate_config(data: Mapping[str, Any], *, source: str | None = None) -> TurnoutConfig:
     """Validate raw data into a `TurnoutConfig`, or raise one `ConfigError` listing every issue."""
+    deep = too_deep(data, "")
+    if deep is not None:
+        raise ConfigError([ConfigIssue(deep, "...", depth_message())], source=source)
     try:
         config = TurnoutConfig.model_validate(data)
     except ValidationError as exc:
@@ -254,6 +258,8 @@ def load_file(path: str | Path) -> dict[str, Any]:
         data: Any = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError([ConfigIssue(str(path), None, f"not valid: {exc}")]) from None
+    except (RecursionError, MemoryError):
+        raise ConfigError([ConfigIssue(str(path), None, depth_message())]) from None
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(str(path), type(data).__name__, "must hold a table")])
     return data

@@ -105,5 +105,8 @@ def redact(text: str) -> str:
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:
-    text = redact(repr(value))  # before truncating, which could cut a URL's "@"
+    try:
+        text = redact(repr(value))  # before truncating, which could cut a URL's "@"
+    except (RecursionError, ValueError):  # nested too deep, or an int too long to print
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
