@@ -20,6 +20,13 @@ STATE_KEY = "turnout_context"
 _NO_OVERRIDES: Mapping[str, str] = MappingProxyType({})
 
 
+class AttributeTooLong(ValueError):
+    """An attribute header's value was longer than `http.max_attribute_length` and was cut."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"attribute header longer than {limit} characters, cut to that length")
+
+
 class ContextReader:
     """Builds a `RoutingContext` from an ASGI scope, as the `http` config says."""
 
@@ -39,6 +46,7 @@ class ContextReader:
             f"{name}=".encode() for name in (config.user_query, config.override_query) if name
         )
         self._max = config.max_key_length
+        self._max_attribute = config.max_attribute_length
         self._cookie_suffix = (
             f"; Path=/; Max-Age={int(config.anonymous_cookie_max_age)}; HttpOnly; SameSite=Lax"
         )
@@ -58,7 +66,13 @@ class ContextReader:
             elif name == self._override_header:
                 override_header = _text(raw)
             elif name in self._attribute_headers:
-                attributes[self._attribute_headers[name]] = _text(raw)
+                value = _text(raw)
+                if len(value) > self._max_attribute:
+                    # Capped like ids: rules ($regex above all) never see an unbounded client value.
+                    value = value[: self._max_attribute]
+                    if turnout is not None:
+                        turnout.failures.record("http", AttributeTooLong(self._max_attribute), header=name)
+                attributes[self._attribute_headers[name]] = value
         query: dict[str, str] = {}
         raw_query = scope.get("query_string", b"")
         if raw_query and any(mark in raw_query for mark in self._query_marks):

@@ -191,6 +191,8 @@ class HttpConfig(_Model):
     override_header: str = "X-Turnout-Override"
     override_query: str = "turnout_override"
     max_key_length: int = Field(default=256, ge=8, le=4096)
+    max_attribute_length: int = Field(default=256, ge=1, le=65536)
+    """Longest attribute value read from a header; a longer one is cut to this length (counted)."""
 
 
 class RoutingConfig(_Model):

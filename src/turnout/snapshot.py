@@ -74,7 +74,7 @@ class Builder:
             raise ConfigError(
                 [ConfigIssue(f"telemetry.exporters[{i}]", name, message) for i, name, message in problems]
             )
-        flags = compile_flags(config)
+        flags = compile_flags(config, self.failures)
         key = classifier_key(config)
         if self.explicit_classifier is not None:
             classifier = self.explicit_classifier
