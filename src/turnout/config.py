@@ -193,6 +193,18 @@ class HttpConfig(_Model):
     max_key_length: int = Field(default=256, ge=8, le=4096)
     max_attribute_length: int = Field(default=256, ge=1, le=65536)
     """Longest attribute value read from a header; a longer one is cut to this length (counted)."""
+    trusted_headers: bool = True
+    """Read `user_header` and `attribute_headers`; false when no proxy sets or strips them."""
+    overrides_from_headers: bool = False
+    """Let a flag's per-user `overrides` match ids the request supplied (header, query, cookie)."""
+    override_secret: str | None = None
+    """Key that signs request overrides: `flag=variant;sig=<hex HMAC-SHA256 of "flag=variant">`."""
+    override_ids: list[str] = Field(default_factory=list)
+    """Targeting keys whose request overrides are accepted without a signature."""
+    cookie_secure: bool = False
+    """Always mark the anonymous-id cookie `Secure` (behind a proxy that terminates TLS)."""
+    cookie_samesite: Literal["lax", "strict", "none"] = "lax"
+    """The anonymous-id cookie's `SameSite`; "none" also marks it `Secure`, as browsers require."""
 
 
 class RoutingConfig(_Model):

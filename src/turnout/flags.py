@@ -67,6 +67,7 @@ class CompiledFlag:
         "hash_by",
         "key",
         "overrides",
+        "overrides_from_requests",
         "rules",
     )
 
@@ -75,8 +76,11 @@ class CompiledFlag:
         key: str,
         config: FlagConfig,
         rules: tuple[CompiledRule, ...],
+        *,
+        overrides_from_requests: bool = True,
     ) -> None:
         self.key = key
+        self.overrides_from_requests = overrides_from_requests
         self.config = config
         self.enabled = config.enabled
         self.hash_by = config.hash_by
@@ -109,7 +113,7 @@ class CompiledFlag:
         """Walk kill switch, overrides, then rules in order; first match wins."""
         if not self.enabled:
             return self._disabled
-        if self.overrides:
+        if self.overrides and (self.overrides_from_requests or not context.key_from_request):
             forced = self.overrides.get(context.targeting_key)
             if forced is not None:
                 return self._forced[forced]
@@ -166,7 +170,9 @@ def compile_flags(config: TurnoutConfig, failures: Failures | None = None) -> di
             compiled = _compile_rule(key, index, rule, flag, failures)
             if _switched_on(compiled, config):
                 rules.append(compiled)
-        flags[key] = CompiledFlag(key, flag, tuple(rules))
+        flags[key] = CompiledFlag(
+            key, flag, tuple(rules), overrides_from_requests=config.http.overrides_from_headers
+        )
     return flags
 
 
