@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from turnout.redact import redact_text, redact_value
 
 
 class TurnoutError(Exception):
@@ -28,12 +29,18 @@ class ConfigError(TurnoutError, ValueError):
     """A configuration did not validate; `issues` lists every problem found."""
 
     def __init__(self, issues: Sequence[ConfigIssue], *, source: str | None = None) -> None:
-        self.issues = tuple(issues)
+        # Every error passes through here: secrets in values and messages never leave it.
+        self.issues = tuple(_redacted(issue) for issue in issues)
         self.source = source
         where = f" in {source}" if source else ""
         lines = "\n".join(f"  - {issue}" for issue in self.issues)
         count = len(self.issues)
         super().__init__(f"{count} configuration error{'s' if count != 1 else ''}{where}:\n{lines}")
+
+
+def _redacted(issue: ConfigIssue) -> ConfigIssue:
+    name = issue.path.rsplit(".", 1)[-1]  # `http.override_secret` holds a secret by its name
+    return ConfigIssue(issue.path, redact_value(issue.value, name), redact_text(issue.message))
 
 
 class ConditionError(TurnoutError, ValueError):
@@ -95,13 +102,9 @@ class WorkflowStepError(EngineError):
         super().__init__(engine, f"step {step!r} failed: {type(cause).__name__}: {cause}")
 
 
-_SECRET_QUERY = re.compile(r"(?i)([?&][^=&#]*(?:key|token|secret|password|passwd|pwd)[^=&#]*=)[^&#]*")
-_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@")
-
-
 def redact(text: str) -> str:
-    """Mask credentials in URLs (passwords, `api_key=`/`token=`-like query values) for messages."""
-    return _SECRET_QUERY.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
+    """Mask credentials in text (URL passwords, `api_key=`-like values) for messages."""
+    return redact_text(text)
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:

@@ -7,6 +7,8 @@ from collections import Counter
 
 import structlog
 
+from turnout.redact import redact_text
+
 _log = structlog.get_logger("turnout")
 _MAX_KINDS = 1024
 
@@ -33,7 +35,7 @@ class Failures:
             _log.warning(
                 "turnout.failure",
                 component=component,
-                error=repr(error)[:500],
+                error=redact_text(repr(error))[:500],
                 note="logged once per kind; later ones are only counted",
                 **details,
             )

@@ -21,6 +21,7 @@ from turnout.environment import apply_environment
 from turnout.errors import ConfigError, TurnoutError, UnknownFlagError
 from turnout.failures import Failures
 from turnout.intent.signal import classify
+from turnout.redact import redact_text
 from turnout.snapshot import Builder, Snapshot, event_tracker, needs_restart
 from turnout.telemetry.hub import Telemetry
 from turnout.telemetry.metrics import Measure, MetricsRegistry
@@ -132,7 +133,9 @@ class Turnout:
             snapshot = self._build(self._validate(data, source), source)
         except (ConfigError, TurnoutError) as exc:
             _log.error(
-                "turnout.reload_failed", error=str(exc), note="the previous configuration stays in force"
+                "turnout.reload_failed",
+                error=redact_text(str(exc)),
+                note="the previous configuration stays in force",
             )
             raise
         dropped = sorted(set(self._snapshot.flags) - set(snapshot.flags))
