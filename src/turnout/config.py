@@ -216,6 +216,19 @@ class RoutingConfig(_Model):
     """Engine that serves a flag the configuration no longer declares and this process never saw."""
 
 
+class PrivacyConfig(_Model):
+    """What turnout stores about users and errors in spans, logs and events."""
+
+    targeting_key: Literal["raw", "hash", "drop"] = "raw"
+    """The targeting key in spans and events' distinct_id/session_id: as is, keyed hash, or left out."""
+    salt: str | None = None
+    """HMAC-SHA256 key for `targeting_key = "hash"` (required then); keep it stable so joins work."""
+    exception_text: Literal["full", "type"] = "full"
+    """What engine exceptions leave in spans and logs: type and message, or the type alone."""
+    exception_text_length: int = Field(default=500, ge=0, le=100_000)
+    """Longest exception message kept in spans and logs (longer ones are cut)."""
+
+
 class PluginsConfig(_Model):
     """Plugin discovery: switch it off, or hide plugins by name (or `group:name`)."""
 
@@ -233,6 +246,7 @@ class TurnoutConfig(_Model):
     telemetry: TelemetryConfig = TelemetryConfig()
     events: EventsConfig = EventsConfig()
     http: HttpConfig = HttpConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     plugins: PluginsConfig = PluginsConfig()
 
 
@@ -292,6 +306,8 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
         if engine.fallback is not None and engine.fallback not in config.engines:
             yield ConfigIssue(f"{path}.fallback", engine.fallback, _unknown("engine", config.engines))
     yield from _fallback_cycles(config)
+    if config.privacy.targeting_key == "hash" and not config.privacy.salt:
+        yield ConfigIssue("privacy.salt", config.privacy.salt, 'targeting_key = "hash" needs a salt')
     for key, flag in config.flags.items():
         path = f"flags.{key}"
         declared = set(flag.variants)

@@ -20,7 +20,7 @@ from turnout.limits import depth_message, too_deep
 
 SEED_ENGINES = ("legacy", "workflow", "langgraph")
 DEFAULT_AB_SPLIT = 0.1
-_SECTIONS = ("routing", "intent", "telemetry", "events", "http", "plugins")
+_SECTIONS = ("routing", "intent", "telemetry", "events", "http", "privacy", "plugins")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 

@@ -19,6 +19,10 @@ class Failures:
     def __init__(self) -> None:
         self._counts: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
+        self.exception_text = "full"
+        """"full": log the error's repr; "type": its type alone (`privacy.exception_text`)."""
+        self.exception_text_length = 500
+        """Longest error text logged (`privacy.exception_text_length`)."""
 
     def record(self, component: str, error: BaseException, **details: object) -> None:
         """Count `error` under `component`; log it if this kind was not seen before."""
@@ -35,10 +39,22 @@ class Failures:
             _log.warning(
                 "turnout.failure",
                 component=component,
-                error=redact_text(repr(error))[:500],
+                error=self._text(error),
                 note="logged once per kind; later ones are only counted",
                 **details,
             )
+
+    def _text(self, error: BaseException) -> str:
+        if self.exception_text == "type":
+            return type(error).__name__
+        try:
+            text, message = repr(error), str(error)
+        except Exception:  # a broken __repr__ must not break the error path
+            return type(error).__name__
+        limit = self.exception_text_length
+        if len(message) > limit:
+            text = f"{type(error).__name__}({message[:limit] + '...'!r})"
+        return redact_text(text)
 
     def count(self, component: str | None = None) -> int:
         """How many failures were recorded (for one component, or in all)."""

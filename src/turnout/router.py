@@ -21,6 +21,7 @@ from turnout.environment import apply_environment
 from turnout.errors import ConfigError, TurnoutError, UnknownFlagError
 from turnout.failures import Failures
 from turnout.intent.signal import classify
+from turnout.privacy import Privacy
 from turnout.redact import redact_text
 from turnout.snapshot import Builder, Snapshot, event_tracker, needs_restart
 from turnout.telemetry.hub import Telemetry
@@ -84,6 +85,7 @@ class Turnout:
             self._validate(config if config is not None else {}), str(path) if path else None
         )
         self.events = event_tracker(self._snapshot.config, event_sinks, self.failures)
+        self._apply_privacy(self._snapshot.config)
 
     @classmethod
     def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:
@@ -148,12 +150,21 @@ class Turnout:
             )
         # Health thresholds apply at once; running loops keep their exporters, sinks and intervals.
         self.telemetry.config = snapshot.config.telemetry
+        self._apply_privacy(snapshot.config)
         later = needs_restart(previous, snapshot.config)
         if later:
             _log.warning("turnout.reload_needs_restart", settings=later,
                          note="these settings take effect when the app restarts")  # fmt: skip
         _log.info("turnout.reloaded", source=source, flags=sorted(snapshot.flags))
         return snapshot.config
+
+    def _apply_privacy(self, config: TurnoutConfig) -> None:
+        """Hand the privacy settings to every part that writes spans, logs or events."""
+        privacy = Privacy(config.privacy)
+        self.telemetry.tracing.privacy = privacy
+        self.events.privacy = privacy
+        self.failures.exception_text = config.privacy.exception_text
+        self.failures.exception_text_length = config.privacy.exception_text_length
 
     # -- events --------------------------------------------------------------------------
 
@@ -223,7 +234,7 @@ class Turnout:
             decision = compiled.evaluate(ctx, self._clock, self._intent_view_of)
         except Exception as exc:
             self.failures.record("decide", exc, flag=flag)
-            decision = compiled.error(f"{type(exc).__name__}: {exc}")
+            decision = compiled.error(self.telemetry.tracing.privacy.error_text(exc))
         telemetry = self.telemetry
         telemetry.metrics.record(
             "decide", (perf_counter() - started) * 1000.0, decision.reason is not Reason.ERROR

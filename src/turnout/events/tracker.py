@@ -54,9 +54,12 @@ from turnout.events.model import (
 )
 from turnout.events.sinks import EventSink, sink_from_url
 from turnout.failures import Failures
+from turnout.privacy import Privacy
 from turnout.types import Clock
 
 _MAX_NAMES = 10_000
+DROPPED_ID = "redacted"
+"""The distinct_id of every event when `privacy.targeting_key = "drop"`."""
 _live: weakref.WeakSet[EventTracker] = weakref.WeakSet()
 
 
@@ -100,6 +103,8 @@ class EventTracker:
         self._drop_oldest = config.overflow == "drop_oldest"
         self._exposure_cap = exposure_cache_size
         self._names: set[str] = set()
+        self.privacy = Privacy()
+        """How distinct and session ids are stored (the configuration's, set by `Turnout`)."""
         self.lanes = make_lanes(
             sinks,
             config,
@@ -238,6 +243,12 @@ class EventTracker:
         explicit = props.get("session_id", sid)
         if explicit is not None and type(explicit) is str:
             session_id = explicit
+        privacy = self.privacy
+        if not privacy.keep_keys:
+            distinct_id = privacy.key(distinct_id) or DROPPED_ID
+            session_id = privacy.key(session_id)
+            if "session_id" in props:
+                props = {**props, "session_id": session_id}
         epoch = self._clock() if stamp is None else to_epoch(stamp)
         queue = self._queue
         with self._lock:
