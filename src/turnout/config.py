@@ -174,6 +174,8 @@ class EventsConfig(_Model):
     queue_size: int = Field(default=100_000, ge=1)
     overflow: Literal["drop_newest", "drop_oldest"] = "drop_newest"
     shutdown_timeout_s: Duration = 10.0
+    sink_timeout_s: Duration = 30.0
+    """How long one batch write to a sink may take before it counts as failed and is retried."""
     base_properties: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -89,7 +89,7 @@ class EventTracker:
         exposure_cache_size: int = 100_000,
         retry_base_s: float = 0.5,
         retry_max_s: float = 30.0,
-        write_timeout_s: float = 30.0,
+        write_timeout_s: float | None = None,
     ) -> None:
         self.config = config = config or EventsConfig()
         self.failures = failures or Failures()
@@ -111,7 +111,7 @@ class EventTracker:
             self.failures,
             retry_base_s=retry_base_s,
             retry_max_s=retry_max_s,
-            write_timeout_s=write_timeout_s,
+            write_timeout_s=config.sink_timeout_s if write_timeout_s is None else write_timeout_s,
         )
         self._delivery = Delivery(
             self.lanes,
