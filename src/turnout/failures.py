@@ -24,8 +24,8 @@ class Failures:
         self.exception_text_length = 500
         """Longest error text logged (`privacy.exception_text_length`)."""
 
-    def record(self, component: str, error: BaseException, **details: object) -> None:
-        """Count `error` under `component`; log it if this kind was not seen before."""
+    def record(self, component: str, error: BaseException, *, log: bool = True, **details: object) -> None:
+        """Count `error` under `component`; log it if this kind was not seen before (and `log`)."""
         key = (component, type(error).__name__)
         with self._lock:
             first = key not in self._counts
@@ -33,7 +33,7 @@ class Failures:
                 key = (component, "other")
                 first = key not in self._counts
             self._counts[key] += 1
-        if first:
+        if first and log:
             # `event` is structlog's own first argument: a detail of that name must not clash.
             details = {("event_name" if k == "event" else k): v for k, v in details.items()}
             _log.warning(

@@ -134,6 +134,7 @@ class Turnout:
                 source, data = None, config
             snapshot = self._build(self._validate(data, source), source)
         except (ConfigError, TurnoutError) as exc:
+            self.failures.record("config.reload", exc, log=False)  # logged just below, every time
             _log.error(
                 "turnout.reload_failed",
                 error=redact_text(str(exc)),
