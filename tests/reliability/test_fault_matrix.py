@@ -9,6 +9,7 @@ a 200 and every fault must show up in `Turnout.failures`. `bench/soak.py` runs i
 from __future__ import annotations
 
 import json
+import os
 import types
 from collections import Counter
 from collections.abc import Iterator
@@ -31,7 +32,8 @@ from turnout.watch import FileWatcher
 
 FLAG = "coordinator"
 FAULTY = ["raise_sync", "raise_async", "hang_sync", "hang_async"]
-REQUESTS = 2000
+REQUESTS = int(os.environ.get("TURNOUT_SOAK_REQUESTS", "2000"))
+"""2,000 in CI; `make soak` runs many more."""
 CONFIG: dict[str, Any] = {
     "engines": {
         "raise_sync": {"fallback": "legacy"},
