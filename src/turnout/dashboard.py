@@ -152,7 +152,9 @@ class _Components:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title="Components", title_justify="left", title_style="bold")
+        table = Table(
+            title="Components: requests, success, latency", title_justify="left", title_style="bold"
+        )
         table.add_column("Component", style="bold cyan", no_wrap=True)
         for heading in ("Requests", "Success", *(label for label, _ in _LATENCY)):
             table.add_column(heading, justify="right", no_wrap=True)
@@ -173,7 +175,8 @@ def _experiment_table(name: str, experiment: Experiment) -> Table:
     from rich.text import Text
 
     flag = f" (flag {experiment.flag})" if experiment.flag else ""
-    table = Table(title=Text(f"🧪 {name}{flag}"), title_justify="left", title_style="bold")
+    title = Text(f"🧪 {name}{flag}: each variant")
+    table = Table(title=title, title_justify="left", title_style="bold")
     table.add_column("", style="bold")
     variants = experiment.variants
     for variant in variants:
