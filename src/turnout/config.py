@@ -599,11 +599,17 @@ def _issue(error: Any) -> ConfigIssue:
     return ConfigIssue(path or "<root>", value, message)
 
 
+def closest_key(loc: tuple[Any, ...]) -> str | None:
+    """The valid key closest to the unknown one at `loc` (its last part), if one is close."""
+    close = difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def _unknown_key(loc: tuple[Any, ...]) -> str:
+    close = closest_key(loc)
+    if close is not None:
+        return f"unknown key; did you mean `{close}`?"
     keys = _keys_at(loc[:-1])
-    close = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.6)
-    if close:
-        return f"unknown key; did you mean `{close[0]}`?"
     return f"unknown key; valid keys: {', '.join(keys)}" if keys else "unknown key"
 
 

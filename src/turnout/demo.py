@@ -213,7 +213,8 @@ def _print_failures(console: Any, failures: dict[str, dict[str, int]], events: l
 def _print_split(console: Any, served: Counter[tuple[str, str]]) -> None:
     from rich.table import Table
 
-    table = Table(title="Requests by plan and variant", title_justify="left", title_style="bold")
+    console.print("Requests by plan and variant", style="bold")
+    table = Table()
     variants = sorted({variant for _, variant in served} - {"failed"})
     if served[("free", "failed")] + served[("premium", "failed")] + served[("enterprise", "failed")]:
         variants.append("failed")
@@ -233,4 +234,4 @@ def _print_split(console: Any, served: Counter[tuple[str, str]]) -> None:
     console.print(f"    {share}")
     console.print("  everyone else -> workflow-canary: 90% legacy, 10% workflow, sticky per user")
     if "failed" in variants:
-        console.print("  failed: the engine and its fallback both failed; the client got a 503")
+        console.print("  failed: no engine could answer, fallbacks included; the client got a 503")
