@@ -19,16 +19,38 @@ IntentAttributes = Callable[[RoutingContext], Mapping[str, Any]]
 """Returns the context's attributes merged with its (lazily classified) intent."""
 
 
+class RolloutGate:
+    """Where a guarded rule stands: written by the rollout controller, read on every decision.
+
+    A rollout with guardrails moves to its next step only when its checks pass, so its step is
+    this gate's, not the clock's; a rolled-back rule serves the flag default to its users.
+    """
+
+    __slots__ = ("rolled_back", "step")
+
+    def __init__(self, step: int = 0, rolled_back: bool = False) -> None:
+        self.step = step
+        self.rolled_back = rolled_back
+
+
+Gates = dict[tuple[str, str], RolloutGate]
+"""The gates of guarded rules by (flag, rule name); kept across reloads."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Rollout:
     start: float
     every: float
     splitters: tuple[Splitter, ...]
+    gate: RolloutGate | None
 
     def splitter(self, now: float) -> Splitter | None:
         if now < self.start:
             return None
-        step = int((now - self.start) // self.every)
+        if self.gate is not None:
+            step = self.gate.step
+        else:
+            step = int((now - self.start) // self.every)
         return self.splitters[min(step, len(self.splitters) - 1)]
 
 
@@ -44,6 +66,8 @@ class CompiledRule:
     splitter: Splitter | None
     rollout: _Rollout | None
     config: RuleConfig
+    gate: RolloutGate | None = None
+    rolled_back: Decision | None = None
 
     def current_splitter(self, clock: Clock) -> Splitter | None:
         """The split in force now (a rollout moves through its steps; only it reads the clock)."""
@@ -137,6 +161,8 @@ class CompiledFlag:
             splitter = rule.current_splitter(clock)
             if splitter is None:
                 continue
+            if rule.gate is not None and rule.gate.rolled_back:
+                return rule.rolled_back or self._default
             variant, bucket = splitter.assign(context.value(self.hash_by))
             return Decision(
                 self.key,
@@ -151,13 +177,20 @@ class CompiledFlag:
         return self._default
 
 
-def compile_flags(config: TurnoutConfig) -> dict[str, CompiledFlag]:
-    """Compile every flag; rules switched off by the routing/intent switches are left out."""
+def compile_flags(config: TurnoutConfig, gates: Gates | None = None) -> dict[str, CompiledFlag]:
+    """Compile every flag; rules switched off by the routing/intent switches are left out.
+
+    Each rule with guardrails gets its gate from `gates` (made there on first sight).
+    """
     flags: dict[str, CompiledFlag] = {}
+    gates = {} if gates is None else gates
     for key, flag in config.flags.items():
         rules: list[CompiledRule] = []
         for index, rule in enumerate(flag.rules):
-            compiled = _compile_rule(key, index, rule, flag)
+            gate = None
+            if rule.guardrails is not None:
+                gate = gates.setdefault((key, rule.name or f"rule-{index}"), RolloutGate())
+            compiled = _compile_rule(key, index, rule, flag, gate)
             if _switched_on(compiled, config):
                 rules.append(compiled)
         flags[key] = CompiledFlag(key, flag, tuple(rules))
@@ -180,6 +213,7 @@ def _compile_rule(
     index: int,
     rule: RuleConfig,
     flag: FlagConfig,
+    gate: RolloutGate | None = None,
 ) -> CompiledRule:
     name = rule.name or f"rule-{index}"
     condition = compile_condition(rule.when, path=f"flags.{key}.rules[{index}].when") if rule.when else None
@@ -200,5 +234,14 @@ def _compile_rule(
                 Splitter(weights_at_step(rule.split, flag.default, share), seed=seed, algorithm=flag.hash)
                 for share in rule.rollout.steps
             )
-            rollout = _Rollout(start, rule.rollout.every, steps)
-    return CompiledRule(name, rule.experiment, condition, needs_intent, decision, splitter, rollout, rule)
+            rollout = _Rollout(start, rule.rollout.every, steps, gate)
+    rolled_back = None
+    if gate is not None:
+        # Control for everyone the rule covers, outside the experiment: these users are no
+        # longer a sample of either arm. Their buckets are untouched, so a resume puts the
+        # same users back in the treatment.
+        engine = flag.default if flag.kind == "engine" else None
+        rolled_back = Decision(key, flag.default, engine, Reason.DEFAULT, name)
+    return CompiledRule(
+        name, rule.experiment, condition, needs_intent, decision, splitter, rollout, rule, gate, rolled_back
+    )

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from turnout.config import TurnoutConfig
@@ -17,7 +17,7 @@ from turnout.events import EventTracker
 from turnout.events.sinks import EventSink
 from turnout.events.tracker import SinkConfigError
 from turnout.failures import Failures
-from turnout.flags import CompiledFlag, compile_flags
+from turnout.flags import CompiledFlag, Gates, compile_flags
 from turnout.intent.signal import classifier_key, configured_classifier
 from turnout.telemetry.hub import Telemetry, check_exporters
 from turnout.types import Classifier, Clock, EngineCallable
@@ -49,6 +49,8 @@ class Builder:
     failures: Failures
     telemetry: Telemetry
     clock: Clock
+    gates: Gates = field(default_factory=dict)
+    """Where guarded rules stand, shared by every build so a reload keeps them."""
 
     def build(self, config: TurnoutConfig, source: str | None, previous: Snapshot | None) -> Snapshot:
         """Compile `config`; anything that cannot be built is one ConfigError naming its path."""
@@ -57,7 +59,7 @@ class Builder:
             raise ConfigError(
                 [ConfigIssue(f"telemetry.exporters[{i}]", name, message) for i, name, message in problems]
             )
-        flags = compile_flags(config)
+        flags = compile_flags(config, self.gates)
         key = classifier_key(config)
         if self.explicit_classifier is not None:
             classifier = self.explicit_classifier
