@@ -102,7 +102,7 @@ class CheckConfig(_Model):
 
 
 class GuardrailsConfig(_Model):
-    """Checks the treatment must pass every `interval`; `failure_threshold` failures in a row trigger `action`."""
+    """Checks the treatment must pass every `interval`; enough failures in a row trigger `action`."""
 
     interval: Duration = 30.0
     """How often the checks run (and the sliding window they read)."""
@@ -111,7 +111,7 @@ class GuardrailsConfig(_Model):
     min_samples: int = Field(default=100, ge=1)
     """Fewer observations than this in the window make a check inconclusive, never a pass."""
     action: Literal["rollback", "pause", "alert"] = "rollback"
-    """alert: notify only; pause: freeze the rollout at its step; rollback: serve control to the rule's users."""
+    """alert: notify only; pause: freeze the rollout at its step; rollback: serve the default to the rule."""
     alpha: float = Field(default=0.05, gt=0, lt=1)
     """Significance level of the confidence intervals used by checks against control."""
     p99_ms: float | None = Field(default=None, gt=0)

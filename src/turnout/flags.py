@@ -6,12 +6,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
 from turnout.conditions import CompiledCondition, compile_condition
 from turnout.config import FlagConfig, RuleConfig, TurnoutConfig
 from turnout.context import RoutingContext
 from turnout.decision import Decision, Reason
 from turnout.hashing import Splitter, weights_at_step
 from turnout.types import Clock
+
+_log = structlog.get_logger("turnout")
 
 INTENT_ATTRIBUTES = frozenset({"intent", "intent_confidence"})
 
@@ -47,10 +51,8 @@ class _Rollout:
     def splitter(self, now: float) -> Splitter | None:
         if now < self.start:
             return None
-        if self.gate is not None:
-            step = self.gate.step
-        else:
-            step = int((now - self.start) // self.every)
+        gate = self.gate
+        step = gate.step if gate is not None else int((now - self.start) // self.every)
         return self.splitters[min(step, len(self.splitters) - 1)]
 
 
@@ -193,6 +195,14 @@ def compile_flags(config: TurnoutConfig, gates: Gates | None = None) -> dict[str
             compiled = _compile_rule(key, index, rule, flag, gate)
             if _switched_on(compiled, config):
                 rules.append(compiled)
+            if rule.rollout is not None and rule.guardrails is None and compiled.rollout is not None:
+                _log.warning(
+                    "turnout.rollout_without_guardrails",
+                    flag=key,
+                    rule=compiled.name,
+                    note="its steps advance on time alone, however the treatment does; add guardrails "
+                    "so they advance only while its checks pass",
+                )
         flags[key] = CompiledFlag(key, flag, tuple(rules))
     return flags
 

@@ -21,6 +21,7 @@ from turnout.environment import apply_environment
 from turnout.errors import ConfigError, TurnoutError
 from turnout.failures import Failures
 from turnout.intent.signal import classify
+from turnout.rollouts import Rollouts
 from turnout.snapshot import Builder, Snapshot, event_tracker, needs_restart
 from turnout.telemetry.hub import Telemetry
 from turnout.telemetry.metrics import Measure, MetricsRegistry
@@ -83,6 +84,13 @@ class Turnout:
             self._validate(config if config is not None else {}), str(path) if path else None
         )
         self.events = event_tracker(self._snapshot.config, event_sinks, self.failures)
+        self.rollouts = Rollouts(
+            self._builder.gates,
+            lambda: self._snapshot.config,
+            self.telemetry.metrics,
+            clock=clock,
+            failures=self.failures,
+        )
 
     @classmethod
     def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:
@@ -300,7 +308,7 @@ class Turnout:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start background work (config watching) and warn about variants with no engine."""
+        """Start background work (config watching, guardrail checks); warn about variants with no engine."""
         snapshot = self._snapshot
         for key, flag in snapshot.flags.items():
             missing = [
@@ -318,6 +326,7 @@ class Turnout:
                 self._watcher.start()
             await self.telemetry.start(snapshot.config.telemetry, snapshot.config.plugins)
             await self.events.start()
+            await self.rollouts.start()
         except BaseException:
             await self.stop()  # leave no watcher or loop running behind a failed startup
             raise
@@ -326,6 +335,7 @@ class Turnout:
         """Stop background work; exporters get a final snapshot."""
         if self._watcher is not None:
             await self._watcher.stop()
+        await self.rollouts.stop()
         await self.events.stop()
         await self.telemetry.stop()
 
