@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from canary_app import INTERVAL, START, USERS, Canary, FakeClock, canary_config
 from structlog.testing import capture_logs
 
-from helpers import INTERVAL, START, USERS, Canary, FakeClock, canary_config
 from turnout import Reason, RoutingContext, Turnout
 from turnout.rollouts import Outcome, RolloutError
 
