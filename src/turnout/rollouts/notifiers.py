@@ -113,6 +113,7 @@ class WebhookNotifier:
                     response.read()
                 return
             except urllib.error.HTTPError as exc:
+                exc.close()  # it holds the response's connection
                 error = exc
                 if exc.code < 500 and exc.code != 429:
                     break  # the receiver refuses this notice: sending it again cannot help
