@@ -186,6 +186,10 @@ class Rollouts:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.close()
+
+    def close(self) -> None:
+        """Give up the leader lock and close the store (a later call opens it again)."""
         with self._store_lock:
             store, self._store = self._store, None
             leader, self._leader = self._leader, None
