@@ -23,6 +23,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="route synthetic traffic through three engines")
     demo.add_argument("--users", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--scenario",
+        choices=["chat", "bad-canary"],
+        default="chat",
+        help="chat: the example app under traffic; bad-canary: a failing canary rolled back on its own",
+    )
 
     commands.add_parser("plugins", help="list installed plugins: group, name, distribution, version")
 
@@ -72,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from turnout.intent.cli import run_intent_command
 
         return run_intent_command(args)
+    if args.scenario == "bad-canary":
+        from turnout.rollouts.scenario import run_bad_canary
+
+        return run_bad_canary(seed=args.seed)
     from turnout.demo import run_demo
 
     return run_demo(users=args.users, seed=args.seed)

@@ -38,7 +38,7 @@ def test_shorthand_keys_become_checks_with_reasons_in_numbers() -> None:
         ("error rate ≤ 0.10", Outcome.FAIL),
         ("P99 latency ≤ 3,000 ms", Outcome.FAIL),
     ]
-    assert results[0].reason == "workflow success rate 0.6196 < 0.95 over 1,204 requests"
+    assert results[0].reason == "workflow success rate 0.62 < 0.95 over 1,204 requests"
     assert results[0].samples == 1204
     assert results[2].reason.startswith("workflow P99 latency 3,")
     assert results[2].value == pytest.approx(3500.0, rel=0.01)
@@ -67,6 +67,8 @@ def test_one_failure_beats_inconclusive_and_a_pass_needs_every_check() -> None:
     (passed,) = check({"min_success_rate": 0.5, "min_samples": 10}, window(20))
     (unsure,) = check({"min_success_rate": 0.5, "min_samples": 100}, window(20))
     (failed,) = check({"min_success_rate": 0.99, "min_samples": 10}, window(20, failures=5))
+    (close,) = check({"min_success_rate": 0.95, "min_samples": 10}, window(1000, failures=51))
+    assert close.reason == "workflow success rate 0.949 < 0.95 over 1,000 requests"
     assert interval_outcome([passed, unsure]) is Outcome.INCONCLUSIVE
     assert interval_outcome([unsure, failed]) is Outcome.FAIL
     assert interval_outcome([passed, passed]) is Outcome.PASS

@@ -107,3 +107,13 @@ def test_a_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     bad.write_text(CONFIG.replace('action = "rollback"', 'action = "explode"'))
     assert main(["rollout", "status", "coordinator", "--config", str(bad)]) == 2
     assert "flags.coordinator.rules[0].guardrails.action" in capsys.readouterr().err
+
+
+def test_the_bad_canary_demo_shows_a_rollback_and_why(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--scenario", "bad-canary"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "advance: 30% after it held 10% for 2 min and passed" in out
+    assert "rollback: workflow success rate 0." in out
+    assert "< 0.95 over 602 requests in 3 consecutive 30 s intervals" in out
+    assert "coordinator / canary: rolled back at 30%" in out
+    assert "users on workflow now: 0 of 2,000" in out

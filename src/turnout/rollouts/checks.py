@@ -142,10 +142,10 @@ def _absolute(check: CheckConfig, min_samples: int, variant: str, window: Varian
         return CheckResult(name, variant, Outcome.INCONCLUSIVE, value, threshold, samples, reason)
     failed = value > threshold if check.max is not None else value < threshold
     sign = (">" if check.max is not None else "<") if failed else ("≤" if check.max is not None else "≥")
-    reason = (
-        f"{what} {_number(check.metric, value)} {sign} {_number(check.metric, threshold)} "
-        f"over {_count(samples, check.metric)}"
-    )
+    shown, limit = _number(check.metric, value), _number(check.metric, threshold)
+    if shown == limit and value != threshold:  # 0.949 < 0.95 must not read "0.95 < 0.95"
+        shown = f"{value:.4g}"
+    reason = f"{what} {shown} {sign} {limit} over {_count(samples, check.metric)}"
     return CheckResult(
         name, variant, Outcome.FAIL if failed else Outcome.PASS, value, threshold, samples, reason
     )
@@ -214,7 +214,7 @@ def _label(metric: str) -> str:
 
 def _number(metric: str, value: float) -> str:
     if metric in RATE_METRICS:
-        return f"{value:.2f}" if round(value, 2) == round(value, 4) else f"{value:.4f}"
+        return f"{value:.2f}"
     if metric.endswith("_ms"):
         return f"{value:,.0f} ms" if value >= 100 else f"{value:.3g} ms"
     return f"{value:.4g}"
