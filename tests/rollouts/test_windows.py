@@ -69,3 +69,19 @@ def test_a_sketch_knows_its_sum_of_squares_closely() -> None:
 def test_a_malformed_sketch_is_refused() -> None:
     with pytest.raises(ValueError, match="not a sketch"):
         QuantileSketch.from_dict({"counts": "x"})
+
+
+def test_custom_values_go_with_the_next_cut_of_their_experiment() -> None:
+    metrics = MetricsRegistry()
+    recorder = WindowRecorder(metrics)
+    metrics.record_variant("exp", "flag", "workflow", 10.0, True)
+    for cost in (0.01, 0.03):
+        recorder.add_value("exp", "workflow", "cost_usd", cost)
+    recorder.add_value("exp", "legacy", "cost_usd", 0.002)
+    recorder.add_value("other", "workflow", "cost_usd", 9.0)
+    windows = recorder.cut("exp")
+    assert windows["workflow"].values["cost_usd"] == pytest.approx([2.0, 0.04, 0.001])
+    assert windows["workflow"].requests == 1
+    assert windows["legacy"].values == {"cost_usd": pytest.approx([1.0, 0.002, 0.000004])}
+    assert recorder.cut("exp")["workflow"].values == {}
+    assert recorder.cut("other")["workflow"].values == {"cost_usd": [1.0, 9.0, 81.0]}

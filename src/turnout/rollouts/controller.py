@@ -65,6 +65,13 @@ class Rollouts:
         self._last_cut: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
 
+    def observe(self, experiment: str, variant: str, name: str, value: float) -> None:
+        """Count a custom per-request value (e.g. `cost_usd`) for checks on that metric. Never raises."""
+        try:
+            self._recorder.add_value(experiment, variant, name, float(value))
+        except Exception as exc:
+            self._failures.record("rollouts", exc, metric=name)
+
     # -- manual control ------------------------------------------------------------------
 
     def status(self, flag: str, *, rule: str | None = None) -> RolloutStatus:

@@ -7,12 +7,16 @@ windows of the last interval, so checks see the whole deployment's traffic.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from turnout.telemetry.metrics import MetricsRegistry, Totals
 from turnout.telemetry.sketch import QuantileSketch
+
+MAX_VALUE_NAMES = 50
+"""Custom metric names kept per variant and window."""
 
 
 @dataclass(slots=True)
@@ -75,11 +79,30 @@ def merge_windows(windows: Iterable[Mapping[str, Any]]) -> dict[str, VariantWind
 
 
 class WindowRecorder:
-    """Cuts this process's windows from the registry's totals: each cut holds what came since the last."""
+    """Cuts this process's windows from the registry's totals: each cut holds what came since the last.
+
+    Custom per-request values (cost, tokens, quality) are added as they come, by `add_value`,
+    and go with the next cut.
+    """
 
     def __init__(self, metrics: MetricsRegistry) -> None:
         self._metrics = metrics
         self._previous: dict[tuple[str, str], Totals] = {}
+        self._values: dict[tuple[str, str], dict[str, list[float]]] = {}
+        self._lock = threading.Lock()
+
+    def add_value(self, experiment: str, variant: str, name: str, value: float) -> None:
+        """Count one custom value of a request that `variant` of `experiment` served."""
+        with self._lock:
+            values = self._values.setdefault((experiment, variant), {})
+            tally = values.get(name)
+            if tally is None:
+                if len(values) >= MAX_VALUE_NAMES:
+                    return  # names that grow with traffic must not grow memory
+                tally = values[name] = [0.0, 0.0, 0.0]
+            tally[0] += 1
+            tally[1] += value
+            tally[2] += value * value
 
     def cut(self, experiment: str) -> dict[str, VariantWindow]:
         """Each variant's figures since the previous cut (since the process started, the first time)."""
@@ -96,4 +119,8 @@ class WindowRecorder:
                 window.total_ms -= before.total_ms
                 sketch.subtract(before.sketch)
             windows[variant] = window
+        with self._lock:
+            for key in [key for key in self._values if key[0] == experiment]:
+                values = self._values.pop(key)
+                windows.setdefault(key[1], VariantWindow()).values = values
         return windows
