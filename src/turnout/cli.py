@@ -111,15 +111,29 @@ def _validate(path: Path, *, use_env: bool) -> int:
 
 def _dashboard(args: argparse.Namespace) -> int:
     from turnout.dashboard import dashboard_main
+    from turnout.rollouts.cli import rollouts_of
 
-    telemetry = None
+    telemetry = rollouts = None
     if args.config is not None:
         try:
-            telemetry = validate_config(load_file(args.config), source=str(args.config)).telemetry
+            config = validate_config(load_file(args.config), source=str(args.config))
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return 2
-    return dashboard_main(args.path, args.since, args.watch, args.interval, telemetry=telemetry)
+        telemetry = config.telemetry
+        rollouts = rollouts_of(config)
+    try:
+        return dashboard_main(
+            args.path,
+            args.since,
+            args.watch,
+            args.interval,
+            telemetry=telemetry,
+            rollouts=rollouts.texts if rollouts is not None else None,
+        )
+    finally:
+        if rollouts is not None:
+            rollouts.close()
 
 
 def _plugins() -> int:

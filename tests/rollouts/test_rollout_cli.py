@@ -117,3 +117,15 @@ def test_the_bad_canary_demo_shows_a_rollback_and_why(capsys: pytest.CaptureFixt
     assert "< 0.95 over 602 requests in 3 consecutive 30 s intervals" in out
     assert "coordinator / canary: rolled back at 30%" in out
     assert "users on workflow now: 0 of 2,000" in out
+
+
+def test_the_dashboard_shows_the_rollouts_of_its_config(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["rollout", "pause", "coordinator", "--reason", "checking", "--config", str(config)]) == 0
+    capsys.readouterr()
+    main(["dashboard", "logs/metrics.jsonl", "--config", str(config)])
+    out = capsys.readouterr().out
+    assert "🚦 ROLLOUTS" in out
+    assert "coordinator / canary: paused at 10%" in out
+    assert "next: frozen at 10% until resumed" in out

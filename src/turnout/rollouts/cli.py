@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from turnout.config import load_file, validate_config
+from turnout.config import TurnoutConfig, load_file, validate_config
 from turnout.errors import ConfigError, TurnoutError
 from turnout.failures import Failures
 from turnout.rollouts.controller import Rollouts
@@ -50,10 +50,10 @@ def run_rollout_command(args: argparse.Namespace) -> int:
     path = args.config or Path(os.environ.get("TURNOUT_CONFIG") or "turnout.toml")
     try:
         config = validate_config(load_file(path), source=str(path))
+        rollouts = rollouts_of(config, notify=args.action != "status")
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    rollouts = Rollouts({}, lambda: config, MetricsRegistry(), clock=time.time, failures=Failures())
     try:
         if args.action == "status":
             status = rollouts.status(args.flag, rule=args.rule)
@@ -68,6 +68,18 @@ def run_rollout_command(args: argparse.Namespace) -> int:
         rollouts.close()
     print(json.dumps(_json(status), indent=2) if args.json else status.text())
     return 0
+
+
+def rollouts_of(config: TurnoutConfig, *, notify: bool = False) -> Rollouts:
+    """`config`'s guarded rollouts, outside the app: no checks loop; notifiers only with `notify`."""
+    return Rollouts(
+        {},
+        lambda: config,
+        MetricsRegistry(),
+        clock=time.time,
+        failures=Failures(),
+        notifiers=None if notify else [],
+    )
 
 
 def _json(status: Any) -> dict[str, Any]:

@@ -130,6 +130,13 @@ class Rollouts:
         self._apply(guarded, after)
         return RolloutStatus.of(guarded, after, store.history(NAMESPACE, guarded.key, limit=20))
 
+    def texts(self) -> list[str]:
+        """Every guarded rollout's status as text (for the dashboard); a store problem is one line."""
+        try:
+            return [self.status(g.flag, rule=g.rule).text() for g in guarded_rules(self._config())]
+        except Exception as exc:
+            return [f"rollouts: state store unavailable ({type(exc).__name__}: {exc})"]
+
     def _find(self, flag: str, rule: str | None) -> Guarded:
         rules = [g for g in guarded_rules(self._config()) if g.flag == flag]
         if rule is not None:
