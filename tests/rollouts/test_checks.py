@@ -175,3 +175,55 @@ def test_the_documented_guardrails_validate() -> None:
         "success_rate",
     ]
     assert guardrails.interval == 30.0
+
+
+def rates(requests: int, success_rate: float) -> VariantWindow:
+    return window(requests, failures=round(requests * (1 - success_rate)))
+
+
+def margin(metric: str, by: float) -> dict[str, object]:
+    return {"checks": [{"metric": metric, "no_worse_than_control_by": by}], "min_samples": 100}
+
+
+def test_a_margin_against_control_is_judged_on_the_interval_not_the_point_estimate() -> None:
+    # One point worse, well within a 2-point margin, but 1,000 requests a side leave an
+    # interval reaching past -2 points: not shown to be within the margin, so it fails.
+    (noisy,) = check(margin("success_rate", 0.02), rates(1000, 0.94), rates(1000, 0.95))
+    assert noisy.outcome is Outcome.FAIL
+    assert noisy.value is not None and noisy.value > 0.02
+    assert noisy.reason.startswith("workflow success rate 0.94 vs legacy 0.95: up to +0.0")
+    assert noisy.reason.endswith("worse at 95% confidence > 0.02 allowed (1,000 and 1,000 observations)")
+    # The same difference on 100,000 requests a side is shown to be within the margin.
+    (sure,) = check(margin("success_rate", 0.02), rates(100_000, 0.94), rates(100_000, 0.95))
+    assert sure.outcome is Outcome.PASS
+    assert sure.value is not None and 0.01 < sure.value < 0.02
+
+
+def test_a_margin_on_a_mean_is_a_fraction_of_control() -> None:
+    slower = window(2000, latency_ms=130.0)
+    for value in (60.0, 200.0) * 100:  # some spread, so the interval has a width
+        slower.sketch.add(value)
+    (failed,) = check(margin("mean_ms", 0.1), slower, window(2000, latency_ms=100.0))
+    assert failed.outcome is Outcome.FAIL
+    assert "worse at 95% confidence > 10.0% allowed" in failed.reason
+    (passed,) = check(margin("mean_ms", 0.1), window(2000, latency_ms=101.0), window(2000, latency_ms=100.0))
+    assert passed.outcome is Outcome.PASS
+
+
+def test_error_rate_and_custom_metrics_count_up_as_worse() -> None:
+    (errors,) = check(margin("error_rate", 0.01), rates(5000, 0.90), rates(5000, 0.99))
+    assert errors.outcome is Outcome.FAIL
+    cheap = window(500, cost_usd=[500.0, 5.0, 0.06])  # mean 0.010, sd ~0.0045
+    dear = window(500, cost_usd=[500.0, 10.0, 0.25])  # mean 0.020
+    (costs,) = check(margin("cost_usd", 0.1), dear, cheap)
+    assert costs.outcome is Outcome.FAIL
+    (fine,) = check(margin("cost_usd", 0.1), cheap, dear)
+    assert fine.outcome is Outcome.PASS
+
+
+def test_a_margin_with_too_little_control_traffic_is_inconclusive() -> None:
+    (result,) = check(margin("success_rate", 0.02), rates(5000, 0.99), rates(40, 0.99))
+    assert result.outcome is Outcome.INCONCLUSIVE
+    assert result.reason == (
+        "workflow success rate vs legacy: inconclusive, 5,000 and 40 observations (fewer than 100 in an arm)"
+    )

@@ -251,3 +251,20 @@ async def test_a_broken_store_fails_open(tmp_path: Path) -> None:
     await canary.turnout.rollouts.tick()
     assert canary.turnout.failures.count("rollouts") == 1
     assert len(canary.treated()) > 0
+
+
+async def test_a_custom_metric_check_rolls_back_a_canary_that_costs_too_much(make_canary: MakeCanary) -> None:
+    canary = make_canary(checks=[{"metric": "cost_usd", "max": 0.02}], failure_threshold=2)
+    rollouts = canary.turnout.rollouts
+    for _ in range(2):
+        for user in USERS:
+            decision = canary.turnout.decide("coordinator", RoutingContext(user))
+            rollouts.observe(
+                "wf-canary", decision.variant, "cost_usd", 0.05 if decision.variant == "workflow" else 0.01
+            )
+        canary.clock.now += INTERVAL
+        await rollouts.tick()
+    status = rollouts.status("coordinator")
+    assert status.state == "rolled_back"
+    assert status.history[-1].reason.startswith("workflow cost_usd 0.05 > 0.02 over ")
+    assert status.history[-1].reason.endswith(" values in 2 consecutive 30 s intervals")
