@@ -235,6 +235,24 @@ async def test_start_runs_the_loop_and_stop_ends_it(state_url: str) -> None:
     assert turnout.rollouts._task is None
 
 
+async def test_a_reload_that_adds_guardrails_is_acted_on(state_url: str) -> None:
+    config = canary_config(state_url)
+    guardrails = config["flags"]["coordinator"]["rules"][0].pop("guardrails")
+    clock = FakeClock()
+    turnout = Turnout(config, clock=clock, env={})
+    await turnout.start()
+    await turnout.rollouts.tick()  # nothing to check: the store is not even opened
+    assert turnout.rollouts._store is None
+    config["flags"]["coordinator"]["rules"][0]["guardrails"] = guardrails
+    turnout.reload(config)
+    turnout.rollouts.abort("coordinator", reason="testing the reload")
+    assert turnout.decide("coordinator", RoutingContext("user-1")).reason is Reason.DEFAULT
+    clock.now += INTERVAL
+    await turnout.rollouts.tick()
+    assert turnout.rollouts.status("coordinator").state == "rolled_back"
+    await turnout.stop()
+
+
 def test_a_time_only_rollout_warns_at_load(state_url: str) -> None:
     config = canary_config(state_url)
     del config["flags"]["coordinator"]["rules"][0]["guardrails"]

@@ -35,6 +35,8 @@ from turnout.types import Clock
 NAMESPACE = "rollout"
 GUARDRAILS = "guardrails"
 """The actor named in the audit log for what the checks did."""
+IDLE_INTERVAL = 30.0
+"""Seconds between looks at the config while no rule has guardrails."""
 _KEEP_WINDOWS = 20  # intervals of windows kept in the store (for a look back), older ones pruned
 _DUE = 0.95  # a tick that comes a little early (timer drift) still runs the interval's checks
 
@@ -184,13 +186,18 @@ class Rollouts:
     # -- the checks loop -----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Resume every rollout where the store says it is, and start the checks loop."""
-        if self._task is not None or not guarded_rules(self._config()):
+        """Resume every rollout where the store says it is, and start the checks loop.
+
+        The loop runs even when no rule has guardrails (it then does nothing), so a reload that
+        adds some is acted on without a restart.
+        """
+        if self._task is not None:
             return
-        try:
-            await asyncio.to_thread(self.refresh)
-        except Exception as exc:
-            self._failures.record("rollouts", exc, step="refresh")
+        if guarded_rules(self._config()):
+            try:
+                await asyncio.to_thread(self.refresh)
+            except Exception as exc:
+                self._failures.record("rollouts", exc, step="refresh")
         self._task = asyncio.create_task(self._run(), name="turnout-rollouts")
 
     async def stop(self) -> None:
@@ -219,14 +226,13 @@ class Rollouts:
 
     async def _run(self) -> None:
         while True:
-            interval = self.tick_interval()
-            if interval is None:
-                return
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.tick_interval() or IDLE_INTERVAL)
             await self.tick()
 
     async def tick(self, now: float | None = None) -> None:
         """One round: write this process's windows; if leader, run due checks and act; read states back."""
+        if not guarded_rules(self._config()):
+            return
         at = self._clock() if now is None else now
         try:
             await asyncio.to_thread(self.run_once, at)
