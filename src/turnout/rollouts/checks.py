@@ -159,7 +159,7 @@ def _against_control(
     control_name: str,
     control: VariantWindow,
 ) -> CheckResult:
-    from turnout.analysis import compare
+    from turnout.analysis import compare  # type: ignore[import-not-found, unused-ignore]
 
     name = describe(check)
     margin = check.no_worse_than_control_by or 0.0
@@ -195,7 +195,7 @@ def _against_control(
 
 def _summary(metric: str, window: VariantWindow) -> Any:
     """The window as `turnout.analysis` summary statistics: a proportion or a mean."""
-    from turnout.analysis import Means, Proportions
+    from turnout.analysis import Means, Proportions  # type: ignore[import-not-found, unused-ignore]
 
     n = window.requests
     if metric == "success_rate":
