@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_intent_command(args)
     if args.scenario == "bad-canary":
-        from turnout.rollouts.scenario import run_bad_canary
+        from turnout.canary_demo import run_bad_canary
 
         return run_bad_canary(seed=args.seed)
     from turnout.demo import run_demo

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from turnout.context import RoutingContext
+from turnout.router import Turnout
 from turnout.rollouts.checks import Outcome
 from turnout.rollouts.notifiers import Notice
 
@@ -67,8 +68,6 @@ class _Clock:
 def run_bad_canary(*, seed: int = 7) -> int:
     """Run the scenario and print each interval's checks, the rollback and its reason."""
     from rich.console import Console
-
-    from turnout.router import Turnout
 
     console = Console()
     rng = random.Random(seed)
