@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from turnout.context import RoutingContext
-from turnout.router import Turnout
 from turnout.rollouts.checks import Outcome
 from turnout.rollouts.notifiers import Notice
+from turnout.router import Turnout
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 USERS = 2000
