@@ -328,6 +328,7 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
         if engine.fallback is not None and engine.fallback not in config.engines:
             yield ConfigIssue(f"{path}.fallback", engine.fallback, _unknown("engine", config.engines))
     yield from _fallback_cycles(config)
+    yield from _shared_guarded_experiments(config)
     for key, flag in config.flags.items():
         path = f"flags.{key}"
         declared = set(flag.variants)
@@ -402,6 +403,23 @@ def _check_split(rpath: str, rule: RuleConfig, flag: FlagConfig) -> Iterator[Con
 
 RATE_METRICS = frozenset({"success_rate", "error_rate"})
 QUANTILE_METRICS = frozenset({"p50_ms", "p95_ms", "p99_ms"})
+
+
+def _shared_guarded_experiments(config: TurnoutConfig) -> Iterator[ConfigIssue]:
+    # Guardrails read an experiment's per-variant metrics: two guarded rules feeding one
+    # experiment would each be judged on the other's traffic too.
+    seen: dict[str, str] = {}
+    for key, flag in config.flags.items():
+        for index, rule in enumerate(flag.rules):
+            if rule.guardrails is None or rule.experiment is None:
+                continue
+            path = f"flags.{key}.rules[{index}].experiment"
+            if rule.experiment in seen:
+                yield ConfigIssue(
+                    path, rule.experiment, f"{seen[rule.experiment]} has guardrails on this experiment too"
+                )
+            else:
+                seen[rule.experiment] = path.removesuffix(".experiment")
 
 
 def _check_guardrails(rpath: str, rule: RuleConfig) -> Iterator[ConfigIssue]:

@@ -149,6 +149,17 @@ def test_bad_guardrails_name_their_path_and_value(
     assert message in issue.message
 
 
+def test_two_guarded_rules_cannot_share_an_experiment() -> None:
+    config = canary({"p99_ms": 100})
+    rules = config["flags"]["f"]["rules"]  # type: ignore[index]
+    rules.append({**rules[0], "name": "second"})
+    with pytest.raises(ConfigError) as raised:
+        validate_config(config)
+    (issue,) = raised.value.issues
+    assert (issue.path, issue.value) == ("flags.f.rules[1].experiment", "x")
+    assert issue.message == "flags.f.rules[0] has guardrails on this experiment too"
+
+
 def test_the_documented_guardrails_validate() -> None:
     config = validate_config(
         canary(
