@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from turnout.config import GuardrailsConfig, validate_config
 from turnout.errors import ConfigError
-from turnout.rollouts.checks import Outcome, interval_outcome, run_checks
+from turnout.rollouts.checks import CheckResult, Outcome, interval_outcome, run_checks
 from turnout.rollouts.windows import VariantWindow
 
 
@@ -21,7 +23,9 @@ def window(
     return w
 
 
-def check(guardrails: dict[str, object], treatment: VariantWindow, control: VariantWindow | None = None):  # type: ignore[no-untyped-def]
+def check(
+    guardrails: dict[str, object], treatment: VariantWindow, control: VariantWindow | None = None
+) -> list[CheckResult]:
     windows = {"workflow": treatment, "legacy": control or window(0)}
     return run_checks(
         GuardrailsConfig.model_validate(guardrails), windows, control="legacy", treatments=["workflow"]
@@ -94,7 +98,7 @@ def test_every_treatment_variant_is_checked() -> None:
     assert [(r.variant, r.outcome) for r in results] == [("a", Outcome.PASS), ("b", Outcome.FAIL)]
 
 
-def canary(guardrails: dict[str, object], **rule: object) -> dict[str, object]:
+def canary(guardrails: dict[str, object], **rule: object) -> dict[str, Any]:
     base = {
         "name": "canary",
         "experiment": "x",
@@ -151,7 +155,7 @@ def test_bad_guardrails_name_their_path_and_value(
 
 def test_two_guarded_rules_cannot_share_an_experiment() -> None:
     config = canary({"p99_ms": 100})
-    rules = config["flags"]["f"]["rules"]  # type: ignore[index]
+    rules = config["flags"]["f"]["rules"]
     rules.append({**rules[0], "name": "second"})
     with pytest.raises(ConfigError) as raised:
         validate_config(config)

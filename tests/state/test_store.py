@@ -62,9 +62,16 @@ def test_the_audit_log_keeps_who_when_why_before_and_after(store: StateStore) ->
     entries = store.history("rollout", "coordinator/canary")
     assert [e.action for e in entries] == ["pause", "resume", "abort"]
     assert entries[0] == AuditEntry(
-        10.0, "rollout", "coordinator/canary", "ana@host", "pause", "because 0",
-        {"state": "running"}, {"state": "pause"}, {"i": 0},
-    )  # fmt: skip
+        10.0,
+        "rollout",
+        "coordinator/canary",
+        "ana@host",
+        "pause",
+        "because 0",
+        {"state": "running"},
+        {"state": "pause"},
+        {"i": 0},
+    )
     assert [e.action for e in store.history("rollout", "coordinator/canary", limit=2)] == ["resume", "abort"]
     assert len(store.history("rollout")) == 4
     assert store.history("rollout", "other/rule")[0].before is None
