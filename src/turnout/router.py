@@ -91,6 +91,7 @@ class Turnout:
             clock=clock,
             failures=self.failures,
         )
+        self.rollouts.load()
 
     @classmethod
     def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:

@@ -169,6 +169,19 @@ class Rollouts:
             return RolloutState(), 0
         return RolloutState.from_dict(record.value), record.version
 
+    def load(self) -> None:
+        """Read the rollouts' state now, if any rule has guardrails; a store problem is counted, not raised.
+
+        `Turnout` does this when it is made, so even an app that never calls `start()` does not
+        serve the first step of a rollout that is further on, or rolled back.
+        """
+        if not guarded_rules(self._config()):
+            return
+        try:
+            self.refresh()
+        except Exception as exc:
+            self._failures.record("rollouts", exc, step="refresh")
+
     def refresh(self) -> None:
         """Read every guarded rollout's state into the gates decisions read."""
         store = self.store()
@@ -193,11 +206,7 @@ class Rollouts:
         """
         if self._task is not None:
             return
-        if guarded_rules(self._config()):
-            try:
-                await asyncio.to_thread(self.refresh)
-            except Exception as exc:
-                self._failures.record("rollouts", exc, step="refresh")
+        await asyncio.to_thread(self.load)
         self._task = asyncio.create_task(self._run(), name="turnout-rollouts")
 
     async def stop(self) -> None:
