@@ -181,6 +181,9 @@ class Rollouts:
             self.refresh()
         except Exception as exc:
             self._failures.record("rollouts", exc, step="refresh")
+        finally:
+            if self._task is None:
+                self.close()  # nothing else may ever use it: `start` or a manual action opens it again
 
     def refresh(self) -> None:
         """Read every guarded rollout's state into the gates decisions read."""
