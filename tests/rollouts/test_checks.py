@@ -238,6 +238,15 @@ def test_error_rate_and_custom_metrics_count_up_as_worse() -> None:
     assert fine.outcome is Outcome.PASS
 
 
+def test_at_100_percent_there_is_no_control_to_compare_with() -> None:
+    guardrails = GuardrailsConfig.model_validate(
+        {"min_success_rate": 0.9, "checks": [{"metric": "success_rate", "no_worse_than_control_by": 0.02}]}
+    )
+    windows = {"workflow": window(500)}
+    results = run_checks(guardrails, windows, control="legacy", treatments=["workflow"], with_control=False)
+    assert [(r.check, r.outcome) for r in results] == [("success rate ≥ 0.90", Outcome.PASS)]
+
+
 def test_a_margin_with_too_little_control_traffic_is_inconclusive() -> None:
     (result,) = check(margin("success_rate", 0.02), rates(5000, 0.99), rates(40, 0.99))
     assert result.outcome is Outcome.INCONCLUSIVE

@@ -83,14 +83,21 @@ def run_checks(
     *,
     control: str,
     treatments: Sequence[str],
+    with_control: bool = True,
 ) -> list[CheckResult]:
-    """Every check of `guardrails` on every treatment variant's window."""
+    """Every check of `guardrails` on every treatment variant's window.
+
+    `with_control=False` (the treatment serves everyone: there is no control traffic to compare
+    with) leaves the margins against control out, rather than holding the rollout for ever.
+    """
     empty = VariantWindow()
     results = []
     for variant in treatments:
         window = windows.get(variant, empty)
         for check in guardrails.all_checks():
             if check.no_worse_than_control_by is not None:
+                if not with_control:
+                    continue
                 results.append(
                     _against_control(check, guardrails, variant, window, control, windows.get(control, empty))
                 )

@@ -295,7 +295,13 @@ class Rollouts:
         if state.checked_at is not None and now - state.checked_at < interval * _DUE:
             return
         windows = merge_windows(w.data for w in store.windows(guarded.experiment, since=now - interval))
-        results = run_checks(plan.guardrails, windows, control=guarded.control, treatments=guarded.treatments)
+        results = run_checks(
+            plan.guardrails,
+            windows,
+            control=guarded.control,
+            treatments=guarded.treatments,
+            with_control=plan.percent(state.step) < 100,
+        )
         after, change = after_checks(state, plan, results, now)
         if not store.put(NAMESPACE, guarded.key, after.to_dict(), at=now, expect=version):
             return  # changed by hand meanwhile: the next round reads it again
