@@ -45,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     dash.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes with --watch")
     dash.add_argument("--config", type=Path, help="a turnout config whose health thresholds to use")
 
+    from turnout.analysis.cli import add_report_command
+
+    add_report_command(commands)
+
     args = parser.parse_args(argv)
     # Like uvicorn's --app-dir default: engine targets and plugin options name modules of the
     # project the command runs in.
@@ -60,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from turnout.events.summary import summary_main
 
         return summary_main(args.url, args.since)
+    if args.command == "report":
+        from turnout.analysis.cli import run_report_command
+
+        return run_report_command(args)
     if args.command == "intent":
         from turnout.intent.cli import run_intent_command
 

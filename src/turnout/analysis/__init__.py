@@ -10,6 +10,15 @@ from turnout.analysis.adjust import adjust
 from turnout.analysis.bayesian import BayesianResult, bayesian
 from turnout.analysis.comparison import Comparison, compare
 from turnout.analysis.power import power, sample_size
+from turnout.analysis.report import (
+    MetricResult,
+    Report,
+    VariantResult,
+    Verdict,
+    default_rule,
+    report,
+    running_experiments,
+)
 from turnout.analysis.srm import srm
 from turnout.analysis.summaries import Means, Proportions, Summary
 
@@ -17,12 +26,19 @@ __all__ = [
     "BayesianResult",
     "Comparison",
     "Means",
+    "MetricResult",
     "Proportions",
+    "Report",
     "Summary",
+    "VariantResult",
+    "Verdict",
     "adjust",
     "bayesian",
     "compare",
+    "default_rule",
     "power",
+    "report",
+    "running_experiments",
     "sample_size",
     "srm",
 ]

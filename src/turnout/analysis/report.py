@@ -343,6 +343,7 @@ def _metrics(config: TurnoutConfig, settings: ExperimentConfig) -> list[MetricSp
     named = [(settings.primary, "primary")] + [(m, "guardrail") for m in settings.guardrails]
     named += [(m, "secondary") for m in settings.secondary]
     named += [(m, "secondary") for m in config.metrics]
+    named += [(SUCCESS, "secondary"), (LATENCY, "secondary")]
     seen: set[str] = set()
     for name, role in named:
         if name in seen:
