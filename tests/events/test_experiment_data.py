@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -133,7 +132,7 @@ def same(found: dict[Any, Any], expected: dict[Any, Any]) -> None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def data(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ExperimentData]:
+def sink(request: pytest.FixtureRequest, tmp_path: Path) -> EventSink:
     sink: EventSink
     if request.param == "sqlite":
         sink = SQLiteSink(tmp_path / "events.db")
@@ -142,8 +141,16 @@ def data(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ExperimentD
 
         sink = PostgresSink(request.getfixturevalue("pg_url"))
     asyncio.run(write(sink, EVENTS))
-    with ExperimentData(sink, "wf-canary") as opened:
-        yield opened
+    return sink
+
+
+def read(sink: EventSink, *metrics: Metric, by: str | None = None) -> ExperimentData:
+    return ExperimentData(sink, "wf-canary", metrics=metrics, by=by)
+
+
+def summaries(sink: EventSink, metric: Metric, by: str | None = None) -> dict[Any, Any]:
+    with read(sink, metric, by=by) as data:
+        return data.summaries(metric.name, segmented=by is not None)
 
 
 async def write(sink: EventSink, events: list[Event]) -> None:
@@ -155,61 +162,77 @@ def metric(name: str, **config: Any) -> Metric:
     return Metric.from_config(name, MetricConfig(**config))
 
 
-def test_users_are_counted_once_per_variant(data: ExperimentData) -> None:
+def test_users_are_counted_once_per_variant(sink: EventSink) -> None:
     first = first_exposures()
     expected = {(v, None): sum(1 for _, variant in first if variant == v) for v in ("legacy", "workflow")}
-    assert data.users() == expected
-    by_intent = defaultdict(int)
+    by_intent: dict[tuple[str, str | None], int] = defaultdict(int)
     for (_, variant), (_, segment) in first_exposures("intent").items():
         by_intent[variant, segment] += 1
-    assert data.users(by="intent") == dict(by_intent)
+    with read(sink, by="intent") as data:
+        assert data.users() == expected
+        assert data.users(segmented=True) == dict(by_intent)
 
 
-def test_proportion_metric_counts_events_after_the_first_exposure(data: ExperimentData) -> None:
+def test_proportion_metric_counts_events_after_the_first_exposure(sink: EventSink) -> None:
     resolved = metric("resolved", type="proportion", event="session.resolved", where={"success": True})
-    same(data.summaries(resolved), oracle(resolved))
+    same(summaries(sink, resolved), oracle(resolved))
     any_resolved = metric("any", type="proportion", event="session.resolved")
-    same(data.summaries(any_resolved), oracle(any_resolved))
+    same(summaries(sink, any_resolved), oracle(any_resolved))
 
 
-def test_proportion_metric_within_a_window(data: ExperimentData) -> None:
+def test_proportion_metric_within_a_window(sink: EventSink) -> None:
     soon = metric("soon", type="proportion", event="session.resolved", window="1d")
     assert soon.window_s == 86400
-    same(data.summaries(soon), oracle(soon))
+    same(summaries(sink, soon), oracle(soon))
 
 
-def test_mean_metrics_sum_or_average_per_user(data: ExperimentData) -> None:
+def test_mean_metrics_sum_or_average_per_user(sink: EventSink) -> None:
     cost = metric("cost_usd", type="mean")
     assert cost.event == "$record" and cost.value == "cost_usd"
-    same(data.summaries(cost), oracle(cost))
+    same(summaries(sink, cost), oracle(cost))
     average = metric("cost_usd", type="mean", per_user="mean")
-    same(data.summaries(average), oracle(average))
+    same(summaries(sink, average), oracle(average))
 
 
-def test_capping_winsorises_at_the_percentile(data: ExperimentData) -> None:
+def test_capping_winsorises_at_the_percentile(sink: EventSink) -> None:
     capped = metric("cost_usd", type="mean", capping=0.9)
-    found, uncapped = data.summaries(capped), data.summaries(metric("cost_usd", type="mean"))
+    found, uncapped = summaries(sink, capped), summaries(sink, metric("cost_usd", type="mean"))
     same(found, oracle(capped))
     assert found["legacy", None].sum < uncapped["legacy", None].sum  # the 50.0 outlier is cut
 
 
-def test_segments_by_intent(data: ExperimentData) -> None:
+def test_every_metric_in_one_pass(sink: EventSink) -> None:
+    many = [
+        metric("resolved", type="proportion", event="session.resolved", where={"success": True}),
+        metric("soon", type="proportion", event="session.resolved", window="1d"),
+        metric("cost_usd", type="mean", capping=0.9),
+        metric("average", type="mean", event="$record", value="cost_usd", per_user="mean"),
+    ]
+    with read(sink, *many, by="intent") as data:
+        for m in many:
+            same(data.summaries(m.name), oracle(m))
+            same(data.summaries(m.name, segmented=True), oracle(m, by="intent"))
+
+
+def test_segments_by_intent(sink: EventSink) -> None:
     resolved = metric("resolved", type="proportion", event="session.resolved", where={"success": True})
-    same(data.summaries(resolved, by="intent"), oracle(resolved, by="intent"))
-    same(data.summaries(resolved, by="plan"), oracle(resolved, by="plan"))
+    same(summaries(sink, resolved, by="intent"), oracle(resolved, by="intent"))
+    same(summaries(sink, resolved, by="plan"), oracle(resolved, by="plan"))
 
 
-def test_exposures_per_day(data: ExperimentData) -> None:
+def test_exposures_per_day(sink: EventSink) -> None:
     days: dict[tuple[str, str], int] = defaultdict(int)
     for (_, variant), (seen, _) in first_exposures().items():
         days[seen.strftime("%Y-%m-%d"), variant] += 1
-    assert data.exposures_by_day() == [(d, v, n) for (d, v), n in sorted(days.items())]
+    with read(sink) as data:
+        assert data.exposures_by_day() == [(d, v, n) for (d, v), n in sorted(days.items())]
 
 
 def test_an_empty_database_reads_as_no_data(tmp_path: Path) -> None:
     import sqlite3
 
     sqlite3.connect(tmp_path / "empty.db").close()
-    with ExperimentData(tmp_path / "empty.db", "wf-canary") as empty:
+    cost = metric("cost_usd", type="mean")
+    with ExperimentData(tmp_path / "empty.db", "wf-canary", metrics=[cost]) as empty:
         assert empty.users() == {}
-        assert empty.summaries(metric("cost_usd", type="mean")) == {}
+        assert empty.summaries("cost_usd") == {}

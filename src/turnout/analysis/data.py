@@ -12,7 +12,9 @@ that the SQLite and PostgreSQL sinks create; a report creates it when it is miss
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -56,15 +58,40 @@ class Metric:
 
 
 class ExperimentData:
-    """Reads one experiment's exposures and metrics from an events database (URL, path, sink)."""
+    """One experiment's exposures and metrics in an events database (URL, path, sink, connection).
 
-    def __init__(self, source: object, experiment: str, *, table: str | None = None) -> None:
+    The work is done once, on first use, in two passes over the table: the first exposure of
+    each (user, variant) with its segment (`by`) into a temporary table, then each user's
+    value of every metric in `metrics` from the events they tracked after it (one join on
+    `distinct_id` for all metrics) into another. Everything else reads those small tables.
+    """
+
+    def __init__(
+        self,
+        source: object,
+        experiment: str,
+        *,
+        metrics: Sequence[Metric] = (),
+        by: str | None = None,
+        table: str | None = None,
+    ) -> None:
         self.dialect: AnyDialect = open_dialect(source, table)
         self.experiment = experiment
-        self._indexed = False
+        self.metrics = {metric.name: metric for metric in metrics}
+        self.by = by
+        if by is not None:
+            check_key(by)
+        suffix = secrets.token_hex(4)
+        self._users, self._values = f"turnout_users_{suffix}", f"turnout_values_{suffix}"
+        self._columns = {name: f"m{index}" for index, name in enumerate(self.metrics)}
+        self._state: bool | None = None  # None: not loaded yet; False: no events table
 
     def close(self) -> None:
-        """Close the connection if this object opened it."""
+        """Drop the temporary tables and close the connection if this object opened it."""
+        if self._state and not self.dialect.owned:
+            for name in (self._users, self._values):
+                with contextlib.suppress(Exception):
+                    self._execute(f"DROP TABLE IF EXISTS {name}", [])
         self.dialect.close()
 
     def __enter__(self) -> ExperimentData:
@@ -73,55 +100,47 @@ class ExperimentData:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def users(self, by: str | None = None) -> dict[Key, int]:
-        """Exposed users per variant (and segment)."""
-        if not self._exists():
+    def users(self, *, segmented: bool = False) -> dict[Key, int]:
+        """Exposed users per variant (and per segment of `by` when `segmented`)."""
+        if not self._load():
             return {}
-        exposed, params = self._exposed(by)
-        text = (
-            f"WITH exposed AS ({exposed}) SELECT variant, segment, count(*) FROM exposed"
-            " GROUP BY variant, segment"
-        )
-        return {
-            (str(v), _segment(s)): int(n) for v, s, n in self.dialect.query(text, params) if v is not None
-        }
+        segment, group = ("segment", "variant, segment") if segmented else ("NULL", "variant")
+        text = f"SELECT variant, {segment}, count(*) FROM {self._users} GROUP BY {group}"
+        return {(str(v), _segment(s)): int(n) for v, s, n in self.dialect.query(text, []) if v is not None}
 
     def exposures_by_day(self) -> list[tuple[str, str, int]]:
         """(UTC day, variant, users first exposed that day), by day."""
-        if not self._exists():
+        if not self._load():
             return []
-        exposed, params = self._exposed(None)
         day = self.dialect.bucket("day").replace("created_at", "first_seen")
         text = (
-            f"WITH exposed AS ({exposed}) SELECT {day} AS day, variant, count(*) FROM exposed"
+            f"SELECT {day} AS day, variant, count(*) FROM {self._users}"
             " GROUP BY day, variant ORDER BY day, variant"
         )
-        return [(str(d), str(v), int(n)) for d, v, n in self.dialect.query(text, params) if v is not None]
+        return [(str(d), str(v), int(n)) for d, v, n in self.dialect.query(text, []) if v is not None]
 
-    def summaries(self, metric: Metric, by: str | None = None) -> dict[Key, Summary]:
-        """Per variant (and segment): `Proportions` or `Means` of the per-user values of `metric`."""
-        if not self._exists():
+    def summaries(self, name: str, *, segmented: bool = False) -> dict[Key, Summary]:
+        """Per variant (and segment): `Proportions` or `Means` of the per-user values of metric `name`."""
+        metric = self.metrics[name]
+        if not self._load():
             return {}
-        per_user, params = self._per_user(metric, by)
-        source = "per_user"
+        column = self._columns[name]
+        value, params = column, []
         if metric.capping is not None:
-            cap = self._cap(per_user, params, metric.capping)
+            cap = self._cap(column, metric.capping)
             if cap is not None:
-                per_user += (
-                    ", capped AS (SELECT variant, segment,"
-                    " CASE WHEN value > %s THEN %s ELSE value END AS value FROM per_user)"
-                )
-                params = [*params, cap, cap]
-                source = "capped"
+                value, params = f"CASE WHEN {column} > %s THEN %s ELSE {column} END", [cap, cap]
+        segment, group = ("segment", "variant, segment") if segmented else ("NULL", "variant")
         text = (
-            f"WITH {per_user} SELECT variant, segment, count(value), sum(value), sum(value * value)"
-            f" FROM {source} GROUP BY variant, segment"
+            f"SELECT variant, {segment}, count(v), sum(v), sum(v * v)"
+            f" FROM (SELECT variant, segment, {value} AS v FROM {self._values}) AS per_user"
+            f" GROUP BY {group}"
         )
         found: dict[Key, Summary] = {}
-        for variant, segment, count, value_sum, value_squares in self.dialect.query(text, params):
+        for variant, seg, count, value_sum, value_squares in self.dialect.query(text, params):
             if variant is None:
                 continue
-            key = (str(variant), _segment(segment))
+            key = (str(variant), _segment(seg))
             n, total, squares = int(count), float(value_sum or 0), float(value_squares or 0)
             if metric.type == "proportion":
                 found[key] = Proportions(n=n, successes=round(total))
@@ -131,13 +150,23 @@ class ExperimentData:
 
     # -- SQL -------------------------------------------------------------------------------
 
-    def _exists(self) -> bool:
-        if not self.dialect.exists():
-            return False
-        if not self._indexed:
-            self._indexed = True
-            self._ensure_index()
-        return True
+    def _load(self) -> bool:
+        if self._state is None:
+            self._state = self.dialect.exists()
+            if self._state:
+                self._ensure_index()
+                exposed, params = self._exposed()
+                self._execute(f"CREATE TEMP TABLE {self._users} AS {exposed}", params)
+                per_user, params = self._per_user()
+                self._execute(f"CREATE TEMP TABLE {self._values} AS {per_user}", params)
+        return self._state
+
+    def _execute(self, text: str, params: Sequence[Any]) -> None:
+        """Run a statement that returns no rows."""
+        if isinstance(self.dialect, SQLiteDialect):
+            text = text.replace("%s", "?")
+        with self.dialect.lock:
+            self.dialect.connection.execute(text, params)
 
     def _ensure_index(self) -> None:
         """The exposure index, for databases written before the sinks created it (best effort)."""
@@ -147,7 +176,7 @@ class ExperimentData:
             f" ({self._text('experiment')}, distinct_id) WHERE event_name = '{EXPOSURE}'"
         )
         try:
-            self.dialect.query(text, [])
+            self._execute(text, [])
         except Exception:
             # A read-only database or role: the report still works, only slower.
             if isinstance(self.dialect, SQLiteDialect):
@@ -167,15 +196,13 @@ class ExperimentData:
         *parents, last = path
         return "(properties" + "".join(f" -> '{key}'" for key in parents) + f" ->> '{last}')"
 
-    def _segment_expression(self, by: str | None) -> str:
-        if by is None:
-            return "CAST(NULL AS TEXT)"
-        return f"CAST(coalesce({self._text(by)}, {self._text('attributes', by)}) AS TEXT)"
-
-    def _exposed(self, by: str | None) -> tuple[str, list[Any]]:
+    def _exposed(self) -> tuple[str, list[Any]]:
         """Each (user, variant) with its first exposure time and segment."""
         variant = self._text("variant")
-        segment = self._segment_expression(by)
+        if self.by is None:
+            segment = "CAST(NULL AS TEXT)"
+        else:
+            segment = f"CAST(coalesce({self._text(self.by)}, {self._text('attributes', self.by)}) AS TEXT)"
         text = (
             f"SELECT distinct_id AS who, {variant} AS variant, min({segment}) AS segment,"
             f" min(created_at) AS first_seen FROM {self.dialect.quoted}"
@@ -184,46 +211,59 @@ class ExperimentData:
         )
         return text, [self.experiment]
 
-    def _per_user(self, metric: Metric, by: str | None) -> tuple[str, list[Any]]:
-        """The CTEs `exposed` and `per_user` (variant, segment, who, value)."""
-        exposed, params = self._exposed(by)
-        # `properties` and `created_at` below are the event's: the exposures CTE has neither.
+    def _per_user(self) -> tuple[str, list[Any]]:
+        """Each exposed user's value of every metric: one pass over their later events."""
+        columns: list[str] = []
+        params: list[Any] = []
+        for name, metric in self.metrics.items():
+            # `properties` and `created_at` are the event's here: the users table has neither.
+            condition, condition_params = self._matches(metric)
+            if metric.type == "proportion":
+                columns.append(f"max(CASE WHEN {condition} THEN 1 ELSE 0 END) AS {self._columns[name]}")
+                params += condition_params
+                continue
+            number, number_params = self.dialect.number(metric.value or metric.name)
+            picked = f"CASE WHEN {condition} THEN {number} END"
+            aggregate = f"coalesce(sum({picked}), 0)" if metric.per_user == "sum" else f"avg({picked})"
+            columns.append(f"{aggregate} AS {self._columns[name]}")
+            params += [*condition_params, *number_params]
+        names = list(dict.fromkeys(metric.event for metric in self.metrics.values()))
+        # SQLite would walk the (event_name, created_at) index once per user; `+` makes it look
+        # each user's events up by distinct_id instead, which is what keeps a large report fast.
+        name_column = "+m.event_name" if isinstance(self.dialect, SQLiteDialect) else "m.event_name"
+        in_names = f"{name_column} IN ({', '.join(['%s'] * len(names))})" if names else "1 = 0"
+        listed = "".join(f", {column}" for column in columns)
+        text = (
+            f"SELECT x.variant AS variant, x.segment AS segment, x.who AS who{listed}"
+            f" FROM {self._users} AS x LEFT JOIN {self.dialect.quoted} AS m"
+            f" ON m.distinct_id = x.who AND m.created_at >= x.first_seen AND {in_names}"
+            " GROUP BY x.variant, x.segment, x.who"
+        )
+        return text, [*params, *names]
+
+    def _matches(self, metric: Metric) -> tuple[str, list[Any]]:
+        """The condition an event meets to count for `metric` (name, properties, window)."""
         picked: Filters = filters(self.dialect, (None, None), None, metric.where)
-        select_params: list[Any] = []
-        if metric.type == "mean":
-            number, select_params = self.dialect.number(metric.value or metric.name)
-            aggregate = f"coalesce(sum({number}), 0)" if metric.per_user == "sum" else f"avg({number})"
-        else:
-            aggregate = "CASE WHEN count(m.distinct_id) > 0 THEN 1 ELSE 0 END"
-        # SQLite would walk the (event_name, created_at) index once per user; `+` makes it look the
-        # user's events up by distinct_id instead, which is what keeps a large report fast.
-        name = "+m.event_name" if isinstance(self.dialect, SQLiteDialect) else "m.event_name"
-        join = f"m.distinct_id = x.who AND {name} = %s AND m.created_at >= x.first_seen AND {picked.sql()}"
-        join_params: list[Any] = [metric.event, *picked.params]
+        condition = f"m.event_name = %s AND {picked.sql()}"
+        params: list[Any] = [metric.event, *picked.params]
         if metric.window_s is not None:
             within, within_params = self.dialect.within("m.created_at", "x.first_seen", metric.window_s)
-            join = f"{join} AND {within}"
-            join_params += within_params
-        text = (
-            f"exposed AS ({exposed}),"
-            f" per_user AS (SELECT x.variant, x.segment, x.who, {aggregate} AS value"
-            f" FROM exposed AS x LEFT JOIN {self.dialect.quoted} AS m ON {join}"
-            " GROUP BY x.variant, x.segment, x.who)"
-        )
-        return text, [*params, *select_params, *join_params]
+            condition = f"{condition} AND {within}"
+            params += within_params
+        return condition, params
 
-    def _cap(self, per_user: str, params: list[Any], percentile: float) -> float | None:
+    def _cap(self, column: str, percentile: float) -> float | None:
         """The per-user value at `percentile` over every variant, or None without values."""
-        rows = self.dialect.query(f"WITH {per_user} SELECT count(value) FROM per_user", params)
+        rows = self.dialect.query(f"SELECT count({column}) FROM {self._values}", [])
         count = int(rows[0][0]) if rows else 0
         if count == 0:
             return None
         offset = min(count - 1, int(percentile * (count - 1)))
         text = (
-            f"WITH {per_user} SELECT value FROM per_user WHERE value IS NOT NULL"
-            " ORDER BY value LIMIT 1 OFFSET %s"
+            f"SELECT {column} FROM {self._values} WHERE {column} IS NOT NULL"
+            f" ORDER BY {column} LIMIT 1 OFFSET %s"
         )
-        found = self.dialect.query(text, [*params, offset])
+        found = self.dialect.query(text, [offset])
         return float(found[0][0]) if found else None
 
 

@@ -320,15 +320,15 @@ def _read(
     summaries: dict[str, dict[str, Summary]] = {}
     by_day: list[tuple[str, str, int]] = []
     segments: SegmentSummaries = {}
+    event_metrics = [metric for _, metric, _ in metrics if metric is not None]
     try:
-        with ExperimentData(source, experiment) as data:
+        with ExperimentData(source, experiment, metrics=event_metrics, by=by) as data:
             users = {variant: n for (variant, _), n in data.users().items()}
             by_day = data.exposures_by_day()
-            for name, metric, _ in metrics:
-                if metric is not None:
-                    summaries[name] = {v: s for (v, _), s in data.summaries(metric).items()}
-                    if by is not None:
-                        segments[name] = data.summaries(metric, by)
+            for metric in event_metrics:
+                summaries[metric.name] = {v: s for (v, _), s in data.summaries(metric.name).items()}
+                if by is not None:
+                    segments[metric.name] = data.summaries(metric.name, segmented=True)
     except (EventsUnavailable, OSError) as exc:
         notes.append(f"events not read: {exc}")
     return users, summaries, by_day, segments
