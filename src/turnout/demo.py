@@ -125,6 +125,7 @@ def run_demo(*, users: int = 3000, seed: int = 7) -> int:
 
     metrics = turnout.config.telemetry.jsonl_path
     dashboard_main(metrics, None, False, console=console, telemetry=turnout.config.telemetry)
+    _print_report(console, turnout.config)
     sink = turnout.config.events.sink
     if sink.startswith("sqlite:///"):
         sink = str(Path(sink.removeprefix("sqlite:///")).resolve())
@@ -169,3 +170,17 @@ def _print_split(console: Any, served: Counter[tuple[str, str]]) -> None:
         total = sum(served[(plan, v)] for v in variants) or 1
         table.add_row(plan, *(f"{served[(plan, v)]:,} ({served[(plan, v)] / total:.0%})" for v in variants))
     console.print(table)
+
+
+def _print_report(console: Any, config: Any) -> None:
+    """The canary's experiment report: metrics against control and the verdict."""
+    try:
+        from turnout.analysis import report
+        from turnout.analysis.render import render_text
+
+        text = render_text(report("workflow-canary", config=config))
+    except Exception as exc:  # the demo's traffic already ran; say why the report is missing
+        console.print(f"\n(no experiment report: {type(exc).__name__}: {exc})", markup=False)
+        return
+    console.print("\n[bold]turnout report workflow-canary[/]")
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
