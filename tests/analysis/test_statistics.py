@@ -210,6 +210,11 @@ def test_degenerate_groups_are_never_significant() -> None:
     assert flat.p_value == 1.0 and flat.warning
     zero = compare(Means(n=10, sum=0, sum_squares=0), Means(n=10, sum=5, sum_squares=5), relative=True)
     assert zero.warning and "control mean" in zero.warning
+    # A treatment of only zeros against a varying control: the relative lift has no spread.
+    none = Means(n=10, sum=0, sum_squares=0)
+    varied = Means(n=10, sum=5, sum_squares=5)
+    assert compare(varied, none, relative=True).warning == "no variance to compare"
+    assert bayesian(varied, none).chance_to_win == 0.5
 
 
 def test_kinds_must_match_and_summaries_validate() -> None:

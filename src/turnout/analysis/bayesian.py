@@ -53,6 +53,8 @@ def bayesian(
     else:
         mean = mt - mc
         sd = math.sqrt(vt / nt + vc / nc)
+    if not sd > 0 or not math.isfinite(sd):
+        return BayesianResult(0.5, mean, (mean, mean), (0.0, 0.0), relative, "no variance to compare")
     standard = NormalDist()
     z = standard.inv_cdf(1 - alpha / 2)
     chance = standard.cdf(mean / sd)

@@ -91,6 +91,8 @@ def compare(
     else:
         effect = mt - mc
         se = math.sqrt(vt / nt + vc / nc)
+    if not se > 0 or not math.isfinite(se):
+        return empty("no variance to compare")
     if sequential:
         n = nc + nt
         width = _sequential.halfwidth(se, n, alpha, tuning)
