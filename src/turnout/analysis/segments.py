@@ -77,17 +77,16 @@ def _suggestions(
 ) -> tuple[Suggestion, ...]:
     from turnout.analysis.report import Suggestion
 
-    best: dict[str, tuple[str, MetricResult]] = {}
+    best: dict[str, tuple[str, str, MetricResult]] = {}
     for r in results:
         if r.segment == NONE or not (r.result.improved or r.result.worse):
             continue
-        winner = r.variant if r.result.improved else draft.control
+        winner, loser = (r.variant, draft.control) if r.result.improved else (draft.control, r.variant)
         current = best.get(r.segment)
-        if current is None or abs(r.result.gain) > abs(current[1].gain):
-            best[r.segment] = (winner, r.result)
+        if current is None or abs(r.result.gain) > abs(current[2].gain):
+            best[r.segment] = (winner, loser, r.result)
     suggestions = []
-    for segment, (winner, result) in sorted(best.items()):
-        loser = draft.control if winner != draft.control else "the others"
+    for segment, (winner, loser, result) in sorted(best.items()):
         half = (result.relative.ci[1] - result.relative.ci[0]) / 2
         text = (
             f"for {by} {segment!r}, {winner} does {abs(result.gain):.0%} ± {half:.0%} better on "
