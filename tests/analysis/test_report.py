@@ -262,3 +262,50 @@ def test_running_experiments_and_an_experiment_without_data(tmp_path: Path) -> N
     assert variant(r).verdict.decision == "keep running"
     assert any("events not read" in note for note in r.notes)
     assert "no metric has data" in render_text(r)
+
+
+def test_without_experiment_settings_engine_success_decides(tmp_path: Path) -> None:
+    bare = validate_config(
+        {
+            "flags": {
+                "coordinator": {
+                    "variants": ["legacy", "workflow"],
+                    "default": "legacy",
+                    "rules": [
+                        {"name": "canary", "experiment": "wf", "split": {"legacy": 50, "workflow": 50}}
+                    ],
+                }
+            }
+        }
+    )
+    events = simulate(
+        tmp_path,
+        users={"legacy": 500, "workflow": 500},
+        resolve={"legacy": 0.4, "workflow": 0.4},
+        cost={"legacy": 0.01, "workflow": 0.01},
+    )
+    metrics = metrics_file(tmp_path, {"legacy": (20000, 0.95, 800, 200), "workflow": (20000, 0.80, 700, 200)})
+    r = report("wf", config=bare, events=events, metrics_path=metrics)
+    wf = variant(r)
+    assert [(m.metric, m.role) for m in wf.metrics] == [
+        ("engine.success", "primary"),
+        ("engine.latency_ms", "guardrail"),
+    ]
+    assert wf.verdict.decision == "stop" and "primary engine.success" in wf.verdict.reason
+
+
+def test_an_older_sqlite_file_gets_the_exposure_index(tmp_path: Path) -> None:
+    import sqlite3
+
+    events = simulate(
+        tmp_path,
+        users={"legacy": 20, "workflow": 20},
+        resolve={"legacy": 0.4, "workflow": 0.4},
+        cost={"legacy": 1.0, "workflow": 1.0},
+    )
+    with sqlite3.connect(events) as db:
+        db.execute("DROP INDEX idx_analytics_events_exposure")
+    report("wf", config=config(), events=events, metrics_path="none")
+    with sqlite3.connect(events) as db:
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "idx_analytics_events_exposure" in names

@@ -7,7 +7,7 @@ per-variant (and per-segment) totals leave the database: a count, a sum and a su
 squares of the per-user values, which is all a comparison needs.
 
 Exposures are found through an index on (experiment, distinct_id) over `$exposure` rows
-that the SQLite and PostgreSQL sinks create; a report creates it when it is missing.
+that the SQLite and PostgreSQL sinks create (a report adds it to an older SQLite file).
 """
 
 from __future__ import annotations
@@ -169,7 +169,13 @@ class ExperimentData:
             self.dialect.connection.execute(text, params)
 
     def _ensure_index(self) -> None:
-        """The exposure index, for databases written before the sinks created it (best effort)."""
+        """The exposure index, for SQLite files written before the sink created it (best effort).
+
+        On PostgreSQL the sink's schema migration creates it; a report never builds an index
+        there, which would hold up the application's inserts while it runs.
+        """
+        if not isinstance(self.dialect, SQLiteDialect):
+            return
         name = self.dialect.table.rpartition(".")[2]
         text = (
             f'CREATE INDEX IF NOT EXISTS "idx_{name}_exposure" ON {self.dialect.quoted}'
@@ -177,10 +183,8 @@ class ExperimentData:
         )
         try:
             self._execute(text, [])
-        except Exception:
-            # A read-only database or role: the report still works, only slower.
-            if isinstance(self.dialect, SQLiteDialect):
-                self.dialect.connection.rollback()
+        except Exception:  # a read-only file: the report still works, only slower
+            self.dialect.connection.rollback()
 
     def _text(self, *path: str) -> str:
         """A property (nested by `path`) as text, NULL when missing.
