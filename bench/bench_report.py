@@ -6,7 +6,7 @@ costs — and times `turnout.analysis.report()` with a proportion metric, a capp
 metric and the by-intent breakdown (each runs its own queries over the table).
 
     .venv/bin/python bench/bench_report.py             # 1M events, 3 runs
-    .venv/bin/python bench/bench_report.py --events 200000 --runs 1
+    .venv/bin/python bench/bench_report.py --quick     # 200k events, 1 run
 """
 
 from __future__ import annotations
@@ -83,9 +83,14 @@ def build(path: Path, events: int, seed: int = 1) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=None, help="rows in the table (1,000,000)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="200,000 rows, one run")
     args = parser.parse_args()
+    if args.events is None:
+        args.events = 200_000 if args.quick else 1_000_000
+    if args.quick:
+        args.runs = 1
     config = validate_config(CONFIG)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "events.db"
