@@ -309,3 +309,18 @@ def test_an_older_sqlite_file_gets_the_exposure_index(tmp_path: Path) -> None:
     with sqlite3.connect(events) as db:
         names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "idx_analytics_events_exposure" in names
+
+
+def test_no_rule_is_suggested_for_a_segment_with_too_few_users(tmp_path: Path) -> None:
+    events = simulate(
+        tmp_path,
+        users={"legacy": 3000, "workflow": 3000},
+        resolve={
+            "legacy": {"refund": 0.30, "order_status": 0.60, "chitchat": 0.5},
+            "workflow": {"refund": 0.55, "order_status": 0.45, "chitchat": 0.5},
+        },
+        cost={"legacy": 0.010, "workflow": 0.010},
+    )
+    r = report("wf", config=config(min_users=1001), events=events, metrics_path="none", by="intent")
+    assert any(s.result.significant for s in r.segments)
+    assert r.suggestions == ()

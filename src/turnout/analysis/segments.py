@@ -5,7 +5,7 @@ Every event metric is compared per segment and variant; all these comparisons ar
 together (the experiment's `correction`), because with many segments some would look
 significant by chance. Where one engine wins the primary metric significantly in a segment,
 a `when = { ATTR = VALUE }` rule that serves it is suggested, ready to paste into the config
-before the experiment's rule.
+before the experiment's rule — provided both groups of the segment have `min_users` users.
 """
 
 from __future__ import annotations
@@ -78,9 +78,12 @@ def _suggestions(
     from turnout.analysis.report import Suggestion
 
     best: dict[str, tuple[str, str, MetricResult]] = {}
+    minimum = draft.settings.min_users
     for r in results:
         if r.segment == NONE or not (r.result.improved or r.result.worse):
             continue
+        if min(r.result.control.n, r.result.treatment.n) < minimum:
+            continue  # too few users in the segment to route on, however small the p-value
         winner, loser = (r.variant, draft.control) if r.result.improved else (draft.control, r.variant)
         current = best.get(r.segment)
         if current is None or abs(r.result.gain) > abs(current[2].gain):
