@@ -70,7 +70,8 @@ def forest_plot(rows: list[tuple[str, MetricResult]], width: int = 640) -> str:
     low = min(0.0, *(m.relative.ci[0] for _, m in usable))
     high = max(0.0, *(m.relative.ci[1] for _, m in usable))
     span = (high - low) or 1.0
-    left, right, row_h = 140, 60, 26
+    left = min(width // 2, 16 + 7 * max(len(label) for label, _ in usable))
+    right, row_h = 60, 26
     height = row_h * len(usable) + 30
 
     def x(value: float) -> float:
@@ -122,15 +123,18 @@ def exposure_chart(report: Report, width: int = 640, height: int = 220) -> str:
     out.append(f'<text x="4" y="14">{top:,}</text><text x="4" y="{height - bottom}">0</text>')
     for index, (variant, series) in enumerate(totals.items()):
         colour = _COLOURS[index % len(_COLOURS)]
-        points = " ".join(point(i, value) for i, value in enumerate(series))
-        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
-        out.append(
-            f'<text x="{left + 10 + index * 110}" y="{height - 6}" fill="{colour}">{escape(variant)}</text>'
-        )
-    out.append(f'<text x="{left}" y="{height - bottom + 14}">{escape(days[0])}</text>')
+        points = [point(i, value) for i, value in enumerate(series)]
+        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(points)}"/>')
+        # A marker per day, so a single day still shows.
+        for spot in points:
+            x, y = spot.split(",")
+            out.append(f'<circle cx="{x}" cy="{y}" r="3" fill="{colour}"/>')
+        label = f"{variant} ({series[-1]:,})"
+        out.append(f'<text x="{left + 10}" y="{16 + index * 16}" fill="{colour}">{escape(label)}</text>')
+    out.append(f'<text x="{left}" y="{height - bottom + 16}">{escape(days[0])}</text>')
     if len(days) > 1:
         out.append(
-            f'<text x="{width - 20}" y="{height - bottom + 14}" text-anchor="end">{escape(days[-1])}</text>'
+            f'<text x="{width - 20}" y="{height - bottom + 16}" text-anchor="end">{escape(days[-1])}</text>'
         )
     out.append("</svg>")
     return "".join(out)
