@@ -52,7 +52,7 @@ CREATE INDEX IF NOT EXISTS idx_{TABLE}_created ON {TABLE} (created_at);
 CREATE INDEX IF NOT EXISTS idx_{TABLE}_exposure
     ON {TABLE} (json_extract(properties, '$."experiment"'), distinct_id) WHERE event_name = '$exposure';
 """
-"""The SQLite schema (seed 004's `analytics_events`); `created_at` is ISO 8601 UTC text."""
+"""The SQLite schema (the usual `analytics_events` shape); `created_at` is ISO 8601 UTC text."""
 
 INSERT = (
     f"INSERT OR IGNORE INTO {TABLE} (id, kind, event_name, distinct_id, session_id, properties, created_at) "
