@@ -61,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from turnout.rollouts.cli import add_rollout_command
 
     add_rollout_command(commands)
+    from turnout.analysis.cli import add_report_command
+
+    add_report_command(commands)
 
     args = parser.parse_args(argv)
     # Like uvicorn's --app-dir default: engine targets and plugin options name modules of the
@@ -81,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from turnout.rollouts.cli import run_rollout_command
 
         return run_rollout_command(args)
+    if args.command == "report":
+        from turnout.analysis.cli import run_report_command
+
+        return run_report_command(args)
     if args.command == "intent":
         from turnout.intent.cli import run_intent_command
 

@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 CREATE INDEX IF NOT EXISTS idx_{TABLE}_name_created ON {TABLE} (event_name, created_at);
 CREATE INDEX IF NOT EXISTS idx_{TABLE}_distinct_id ON {TABLE} (distinct_id);
 CREATE INDEX IF NOT EXISTS idx_{TABLE}_created ON {TABLE} (created_at);
+CREATE INDEX IF NOT EXISTS idx_{TABLE}_exposure
+    ON {TABLE} (json_extract(properties, '$."experiment"'), distinct_id) WHERE event_name = '$exposure';
 """
 """The SQLite schema (the usual `analytics_events` shape); `created_at` is ISO 8601 UTC text."""
 
