@@ -92,9 +92,15 @@ def _validate(path: Path, *, use_env: bool, engines: str | None = None) -> int:
         print(f"{path}: {exc}", file=sys.stderr)
         return 1
     print(summary(config, str(path)))
-    known = declared | (in_code or set())
-    warnings = [] if in_code is not None else [_in_code(issue) for issue in fallback_issues(config, known)]
-    warnings += variant_issues(config, known) + attribute_issues(config)
+    if in_code is not None:
+        warnings = variant_issues(config, declared | in_code)
+    else:
+        # Without the app, an engine declared under [engines] with no target is taken to be
+        # registered in code; anything else named is reported as something to check.
+        known = declared | set(config.engines)
+        warnings = [_in_code(issue) for issue in fallback_issues(config, known)]
+        warnings += [_in_code(issue) for issue in variant_issues(config, known)]
+    warnings += attribute_issues(config)
     if warnings:
         print(f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}:")
         for issue in warnings:
@@ -144,18 +150,23 @@ def _target_issues(data: dict[str, Any]) -> list[ConfigIssue]:
 
 
 def _in_code(issue: ConfigIssue) -> ConfigIssue:
-    message = "not declared in this file: fine if your app registers it in code (check with --engines)"
+    message = (
+        "no engine of this name in this file: fine if your app registers it in code (check with --engines)"
+    )
     return ConfigIssue(issue.path, issue.value, message)
 
 
 def _code_engines(spec: str) -> set[str]:
-    """Engine names from `module:attr`: a Turnout, a mapping of engines, or a list of names."""
+    """Engine names from `module:attr`: a Turnout (or a function returning one), a mapping of
+    engines, or a list of names."""
     import pkgutil
 
     try:
         found = pkgutil.resolve_name(spec)
     except (ImportError, AttributeError, ValueError) as exc:
         raise TurnoutError(f"--engines {spec}: cannot import it: {exc}") from None
+    if callable(found):
+        found = found()
     names = getattr(found, "engines", found)
     if isinstance(names, str) or not isinstance(names, Iterable):
         raise TurnoutError(f"--engines {spec}: expected a Turnout, a mapping or a list of engine names")
