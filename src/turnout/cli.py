@@ -1,4 +1,4 @@
-"""The `turnout` command: validate a config, run the demo."""
+"""The `turnout` command: check a config, watch the metrics and events, train intent models, run the demo."""
 
 from __future__ import annotations
 
@@ -19,17 +19,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     validate = commands.add_parser("validate", help="check a config file; print every error or a summary")
-    validate.add_argument("file", type=Path)
+    validate.add_argument("file", type=Path, help="a TOML or JSON config file")
     validate.add_argument("--env", action="store_true", help="apply the environment's overrides too")
     validate.add_argument(
         "--engines",
         metavar="MODULE:ATTR",
-        help="your app's Turnout (or a mapping of engines): engines it registers in code count as declared",
+        help="your app's Turnout (or a function returning it): its engines registered in code count",
     )
 
     demo = commands.add_parser("demo", help="route synthetic traffic through three engines")
-    demo.add_argument("--users", type=int, default=2000)
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--users", type=int, default=2000, help="synthetic users (%(default)s)")
+    demo.add_argument("--seed", type=int, default=7, help="for the users, their messages and the fake LLM")
 
     commands.add_parser("plugins", help="list installed plugins: group, name, distribution, version")
 
