@@ -17,16 +17,20 @@ from pydantic import ValidationError
 
 from turnout.config import TurnoutConfig, closest_key
 from turnout.errors import ConfigError, ConfigIssue
+from turnout.limits import depth_message, too_deep
 
 SWITCH_ENGINES = ("legacy", "workflow", "langgraph")
 DEFAULT_AB_SPLIT = 0.1
-_SECTIONS = ("routing", "intent", "telemetry", "events", "http", "plugins")
+_SECTIONS = ("routing", "intent", "telemetry", "events", "http", "privacy", "plugins")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def apply_environment(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """Return a copy of raw config `data` with the environment's settings applied on top."""
+    deep = too_deep(data, "")
+    if deep is not None:  # before deepcopy, which recurses
+        raise ConfigError([ConfigIssue(deep, "...", depth_message())])
     result: dict[str, Any] = copy.deepcopy(dict(data), memo=_shared_options(data))
     issues: list[ConfigIssue] = []
     _apply_settings(result, env, issues)
@@ -186,8 +190,10 @@ def _setting(parts: list[str], raw: str) -> tuple[Any, str | None]:
     """
     try:
         candidates = [json.loads(raw), raw]
-    except ValueError:
+    except (ValueError, RecursionError):
         candidates = [raw]
+    if too_deep(candidates[0], "") is not None:
+        return None, depth_message()
     problem: str | None = None
     for value in candidates:
         tree: Any = value
