@@ -31,6 +31,7 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 6048
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def parse_duration(value: Any) -> float:
@@ -371,6 +372,20 @@ class StateConfig(_Model):
     """sqlite:///path or postgresql://...; by default turnout_state.db next to the SQLite events file."""
 
 
+AdminRole = Literal["read", "write", "admin"]
+
+
+class AdminConfig(_Model):
+    """The admin HTTP API: who may read and change flags, and how replicas pick changes up."""
+
+    tokens: dict[str, AdminRole] = Field(default_factory=dict)
+    """Bearer tokens by the SHA-256 hex digest of the token: `{ "<sha256 hex>" = "write" }`."""
+    insecure_local_only: bool = False
+    """With no token configured, serve the admin API anyway, to loopback clients only (role admin)."""
+    poll_interval_s: Duration = 5.0
+    """Seconds between reads of the state store for changes made through another replica."""
+
+
 class RolloutsConfig(_Model):
     """How guardrail actions are announced."""
 
@@ -457,6 +472,8 @@ class TurnoutConfig(_Model):
     """How guarded rollouts are evaluated and who is notified."""
     metrics: dict[str, MetricConfig] = Field(default_factory=dict)
     """Business and custom metrics for experiment reports, by name."""
+    admin: AdminConfig = AdminConfig()
+    """The admin HTTP API: tokens and roles, and how often replicas read changes."""
     experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
     """How each experiment is judged (primary and guardrail metrics, MDE, verdict rule), by name."""
 
@@ -528,6 +545,12 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
     if config.privacy.targeting_key == "hash" and not config.privacy.salt:
         yield ConfigIssue("privacy.salt", config.privacy.salt, 'targeting_key = "hash" needs a salt')
     yield from _shared_guarded_experiments(config)
+    for digest in config.admin.tokens:
+        if not _SHA256.match(digest):
+            # Never echo the key whole: a plain token put there by mistake must not reach a log.
+            yield ConfigIssue(
+                "admin.tokens", f"{digest[:4]}...", "a key is the SHA-256 hex digest of a token (64 hex digits)"
+            )
     for key, flag in config.flags.items():
         path = f"flags.{key}"
         declared = set(flag.variants)

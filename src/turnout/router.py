@@ -21,9 +21,12 @@ from turnout.environment import apply_environment
 from turnout.errors import ConfigError, TurnoutError, UnknownFlagError
 from turnout.failures import Failures
 from turnout.intent.signal import classify
+from turnout.overlays import Overlays
 from turnout.privacy import Privacy
 from turnout.redact import redact_text
 from turnout.references import attribute_issues, fallback_issues, variant_issues
+from turnout.registry import NAMESPACE as REGISTRY_NAMESPACE
+from turnout.registry import Registry
 from turnout.rollouts import Rollouts
 from turnout.snapshot import Builder, Snapshot, event_tracker, needs_restart
 from turnout.telemetry.hub import Telemetry
@@ -70,7 +73,23 @@ class Turnout:
         )
         self._clock = clock
         self._code_engines: dict[str, tuple[EngineCallable, str | None]] = {}
-        self._builder = Builder(self._code_engines, classifier, self.failures, self.telemetry, clock)
+        # Admin changes and the engine registry live in the state store; both are read before
+        # the first build so a new process starts with what the other replicas serve.
+        self.overlays = Overlays(self.failures, clock, mirror=(REGISTRY_NAMESPACE,))
+        self.registry = Registry(
+            self.overlays.store,
+            clock=clock,
+            cached=lambda: self.overlays.mirrored.get(REGISTRY_NAMESPACE, {}),
+            failures=self.failures,
+        )
+        self._builder = Builder(
+            self._code_engines,
+            classifier,
+            self.failures,
+            self.telemetry,
+            clock,
+            aliases=self.registry.tagged_engines,
+        )
         self._path = Path(path) if path is not None else None
         self._env = env
         self._watcher = (
@@ -86,9 +105,9 @@ class Turnout:
         # Engines registered in code are known once the app starts or first decides; until
         # then a fallback may name one that is not registered yet.
         self._engines_known = False
-        self._snapshot = self._build(
-            self._validate(config if config is not None else {}), str(path) if path else None
-        )
+        self._base = self._validate(config if config is not None else {})
+        self._snapshot = self._build(self.overlays.apply(self._base), str(path) if path else None)
+        self.overlays.on_change = self.registry.on_change = self._reapply
         self.events = event_tracker(self._snapshot.config, event_sinks, self.failures)
         self._apply_privacy(self._snapshot.config)
         self.rollouts = Rollouts(
@@ -167,7 +186,8 @@ class Turnout:
                 data: TurnoutConfig | Mapping[str, Any] = load_file(path)  # type: ignore[arg-type]
             else:
                 source, data = None, config
-            snapshot = self._build(self._validate(data, source), source)
+            base = self._validate(data, source)
+            snapshot = self._build(self.overlays.apply(base), source)
         except (ConfigError, TurnoutError) as exc:
             self.failures.record("config.reload", exc, log=False)  # logged just below, every time
             _log.error(
@@ -177,6 +197,7 @@ class Turnout:
             )
             raise
         dropped = sorted(set(self._snapshot.flags) - set(snapshot.flags))
+        self._base = base
         previous, self._snapshot = self._snapshot.config, snapshot
         if dropped:
             _log.warning(
@@ -193,6 +214,13 @@ class Turnout:
                          note="these settings take effect when the app restarts")  # fmt: skip
         _log.info("turnout.reloaded", source=source, flags=sorted(snapshot.flags))
         return snapshot.config
+
+    def _reapply(self) -> None:
+        """Rebuild from the same file config after an admin overlay or the registry changed."""
+        try:
+            self.reload(self._base)
+        except (ConfigError, TurnoutError):
+            pass  # logged and counted by reload; the config in force stays
 
     def _apply_privacy(self, config: TurnoutConfig) -> None:
         """Hand the privacy settings to every part that writes spans, logs or events."""
@@ -394,6 +422,7 @@ class Turnout:
             await self.telemetry.start(snapshot.config.telemetry, snapshot.config.plugins)
             await self.events.start()
             await self.rollouts.start()
+            await self.overlays.start()
         except BaseException:
             await self.stop()  # leave no watcher or loop running behind a failed startup
             raise
@@ -402,6 +431,7 @@ class Turnout:
         """Stop background work; exporters get a final snapshot."""
         if self._watcher is not None:
             await self._watcher.stop()
+        await self.overlays.stop()
         await self.rollouts.stop()
         await self.events.stop()
         await self.telemetry.stop()

@@ -5,13 +5,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from turnout.config import TurnoutConfig
 from turnout.decision import Decision, Reason
-from turnout.engines import EngineSet, build_engine_set
+from turnout.engines import Engine, EngineSet, build_engine_set
 from turnout.errors import ConfigError, ConfigIssue, redact
 from turnout.events import EventTracker
 from turnout.events.sinks import EventSink
@@ -68,6 +68,8 @@ class Builder:
     clock: Clock
     gates: Gates = field(default_factory=dict)
     """Where guarded rules stand, shared by every build so a reload keeps them."""
+    aliases: Callable[[TurnoutConfig, Mapping[str, Engine], Clock], Mapping[str, Engine]] | None = None
+    """Engines for `name@tag` variants (the engine registry), added to the config's own."""
 
     def build(self, config: TurnoutConfig, source: str | None, previous: Snapshot | None) -> Snapshot:
         """Compile `config`; anything that cannot be built is one ConfigError naming its path."""
@@ -89,7 +91,7 @@ class Builder:
 
     def engines(self, config: TurnoutConfig, previous: Snapshot | None) -> EngineSet:
         """The engines for `config` (breakers and pools carried over from `previous`)."""
-        return build_engine_set(
+        engines = build_engine_set(
             config,
             self.code_engines,
             failures=self.failures,
@@ -97,6 +99,9 @@ class Builder:
             clock=self.clock,
             previous=previous.engines if previous is not None else None,
         )
+        if self.aliases is not None:
+            engines.engines.update(self.aliases(config, engines.engines, self.clock))
+        return engines
 
 
 def retired_flags(flags: Mapping[str, CompiledFlag], previous: Snapshot | None) -> dict[str, Decision]:
