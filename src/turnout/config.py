@@ -548,9 +548,8 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
     for digest in config.admin.tokens:
         if not _SHA256.match(digest):
             # Never echo the key whole: a plain token put there by mistake must not reach a log.
-            yield ConfigIssue(
-                "admin.tokens", f"{digest[:4]}...", "a key is the SHA-256 hex digest of a token (64 hex digits)"
-            )
+            message = "a key is the SHA-256 hex digest of a token (64 hex digits)"
+            yield ConfigIssue("admin.tokens", f"{digest[:4]}...", message)
     for key, flag in config.flags.items():
         path = f"flags.{key}"
         declared = set(flag.variants)

@@ -131,10 +131,13 @@ class Overlays:
         if self.base is None:
             return None
         changes = {k: r.value for k, r in self.records.items() if r.value}
-        return overlay(dump(self.base), changes)["flags"].get(key)
+        flag: dict[str, Any] | None = overlay(dump(self.base), changes)["flags"].get(key)
+        return flag
 
     def version(self, key: str) -> int:
         """The current version of flag `key`'s overlay in the store (0: never changed)."""
+        if not self.store_exists():
+            return 0
         record = self.store().get(NAMESPACE, key)
         return record.version if record is not None else 0
 
@@ -149,9 +152,13 @@ class Overlays:
                 self._store = open_store(self._url)
             return self._store
 
+    def store_exists(self) -> bool:
+        """False while a SQLite store was never written (reading it would create the file)."""
+        return self._store is not None or _exists(self._url)
+
     def read(self) -> bool:
         """Read the overlays (and mirrored namespaces) from the store; True if anything changed."""
-        if self._store is None and not _exists(self._url):
+        if not self.store_exists():
             return False  # nothing was ever written: no file to create
         store = self.store()
         records = store.items(NAMESPACE)

@@ -42,7 +42,11 @@ _log = structlog.get_logger("turnout")
 
 
 class RegistryError(TurnoutError):
-    """A registry action that does not apply (unknown version, a transition not allowed...)."""
+    """A registry action that does not apply (a transition not allowed, a version taken...)."""
+
+
+class UnknownVersionError(RegistryError):
+    """The engine has no such version."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +105,7 @@ class Registry:
         for found in self.versions(engine):
             if found.version == version:
                 return found
-        raise RegistryError(f"engine {engine!r} has no version {version!r}")
+        raise UnknownVersionError(f"engine {engine!r} has no version {version!r}")
 
     def resolve(self, engine: str, tag: str) -> EngineVersion | None:
         """The version a tag (or a version string) names, from what this process last read."""
@@ -169,7 +173,9 @@ class Registry:
                 raise RegistryError(f"unknown stage {target!r}; stages: {', '.join(STAGES)}")
             if target not in TRANSITIONS[current]:
                 allowed = ", ".join(sorted(TRANSITIONS[current])) or "none"
-                raise RegistryError(f"{engine} {version}: {current} cannot move to {target} (allowed: {allowed})")
+                raise RegistryError(
+                    f"{engine} {version}: {current} cannot move to {target} (allowed: {allowed})"
+                )
             entry["stage"], entry["stage_changed_at"] = target, now
             tags = data["tags"]
             if target in ("canary", "stable"):
@@ -214,7 +220,9 @@ class Registry:
         for engine in self.engines():
             gone: list[EngineVersion] = []
 
-            def change(data: dict[str, Any], now: float, engine: str = engine, gone: list[EngineVersion] = gone) -> str | None:
+            def change(
+                data: dict[str, Any], now: float, engine: str = engine, gone: list[EngineVersion] = gone
+            ) -> str | None:
                 gone.clear()  # a retry starts again from the record read anew
                 for version, entry in list(data["versions"].items()):
                     tagged = version in data["tags"].values()
@@ -313,9 +321,9 @@ def _fresh(value: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _entry(data: dict[str, Any], engine: str, version: str) -> dict[str, Any]:
-    entry = data["versions"].get(version)
+    entry: dict[str, Any] | None = data["versions"].get(version)
     if entry is None:
-        raise RegistryError(f"engine {engine!r} has no version {version!r}")
+        raise UnknownVersionError(f"engine {engine!r} has no version {version!r}")
     return entry
 
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from opentelemetry.trace import TracerProvider
+    from starlette.applications import Starlette
 
     from turnout.decorators import BoundEngine
     from turnout.events.sinks import EventSink
@@ -217,10 +218,9 @@ class Turnout:
 
     def _reapply(self) -> None:
         """Rebuild from the same file config after an admin overlay or the registry changed."""
-        try:
+        # A failure is logged and counted by reload; the config in force stays.
+        with contextlib.suppress(ConfigError, TurnoutError):
             self.reload(self._base)
-        except (ConfigError, TurnoutError):
-            pass  # logged and counted by reload; the config in force stays
 
     def _apply_privacy(self, config: TurnoutConfig) -> None:
         """Hand the privacy settings to every part that writes spans, logs or events."""
@@ -461,6 +461,12 @@ class Turnout:
         return self.telemetry.metrics_app()
 
     # -- faces ---------------------------------------------------------------------------
+
+    def admin_app(self, **options: Any) -> Starlette:
+        """The admin HTTP API of this Turnout: `app.mount("/admin", turnout.admin_app())`."""
+        from turnout.admin import admin_app
+
+        return admin_app(self, **options)
 
     def experiment(self, flag: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """`@experiment(flag)` bound to this Turnout."""

@@ -1,0 +1,104 @@
+"""The admin HTTP API: read and change flags, splits, rollouts and the engine registry over HTTP.
+
+`admin_app(turnout)` is a Starlette app to mount under any path of your app
+(`app.mount("/admin", admin_app(turnout))`) or to serve alone (`turnout serve CONFIG`).
+`docs/admin.md` explains tokens and roles, overlays and replicas, and the registry.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from turnout.admin.auth import Auth, Caller, token_digest
+from turnout.admin.http import Admin, endpoint
+from turnout.admin.openapi import OPERATIONS, document
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from turnout.router import Turnout
+
+__all__ = ["Caller", "admin_app", "token_digest"]
+
+
+def admin_app(
+    turnout: Turnout,
+    *,
+    tokens: Mapping[str, str] | None = None,
+    insecure_local_only: bool | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Starlette:
+    """The admin API of `turnout` as a Starlette app.
+
+    Tokens come from `[admin] tokens` (or `tokens`, SHA-256 hex digest → role) and
+    `TURNOUT_ADMIN_TOKEN` in `env` (`os.environ` by default). With neither, this raises
+    unless `insecure_local_only` is true, which serves loopback clients only.
+    """
+    try:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import HTMLResponse, JSONResponse, Response
+        from starlette.routing import Mount, Route
+    except ImportError:  # pragma: no cover - the cli extra brings it
+        from turnout.errors import TurnoutError
+
+        raise TurnoutError('the admin API needs Starlette: pip install "turnout[cli]"') from None
+    from turnout import __version__
+
+    auth = Auth(
+        lambda: turnout.config.admin,
+        env=os.environ if env is None else env,
+        tokens=tokens,
+        insecure_local_only=insecure_local_only,
+    )
+    admin = Admin(turnout, auth)
+    spec = document(__version__)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(spec)
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(docs_page(spec))
+
+    routes: list[Any] = [
+        Route(op.path, endpoint(admin, op.role, op.handler), methods=[op.method]) for op in OPERATIONS
+    ]
+    routes += [Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])]
+    ui = _ui(turnout)
+    if ui is not None:
+        routes.append(Mount("/ui", app=ui))
+    return Starlette(routes=routes)
+
+
+def _ui(turnout: Turnout) -> Any:
+    """The web UI's app, when it is installed with turnout."""
+    try:
+        from turnout.admin import ui  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    maker = getattr(ui, "ui_app", None) or getattr(ui, "ui_routes", None)
+    return maker(turnout) if maker is not None else None
+
+
+def docs_page(spec: Mapping[str, Any]) -> str:
+    """A plain HTML page listing every endpoint, its role and what it does."""
+    rows = []
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(op['x-turnout-role'])}</td><td>{html.escape(op['summary'])}</td></tr>"
+            )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>turnout admin API</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 12px;text-align:left}</style>"
+        "</head><body><h1>turnout admin API</h1>"
+        "<p>Send <code>Authorization: Bearer &lt;token&gt;</code>. Roles: read &lt; write &lt; admin. "
+        "The machine-readable description is <a href='openapi.json'>openapi.json</a>.</p>"
+        "<table><tr><th>method</th><th>path</th><th>role</th><th>what</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>"
+    )
