@@ -80,7 +80,7 @@ class Overlays:
         try:
             return validate_config(overlay(dump(base), changes), source="admin overlays")
         except ConfigError as exc:
-            self._failures.record("overlays", exc, note="the file config stays in force")
+            self._failures.record("overlays", exc, keeping="the file config")
             return base
 
     def candidate(self, key: str, value: Mapping[str, Any]) -> TurnoutConfig:
