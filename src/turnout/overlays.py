@@ -171,6 +171,11 @@ class Overlays:
             self.close()
         return changed
 
+    def reread(self) -> None:
+        """Read the store now and apply what changed (after this process wrote the registry)."""
+        if self.read():
+            self._changed()
+
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change()

@@ -108,7 +108,8 @@ class Turnout:
         self._engines_known = False
         self._base = self._validate(config if config is not None else {})
         self._snapshot = self._build(self.overlays.apply(self._base), str(path) if path else None)
-        self.overlays.on_change = self.registry.on_change = self._reapply
+        self.overlays.on_change = self._reapply
+        self.registry.on_change = self.overlays.reread
         self.events = event_tracker(self._snapshot.config, event_sinks, self.failures)
         self._apply_privacy(self._snapshot.config)
         self.rollouts = Rollouts(
