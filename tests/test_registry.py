@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from admin.conftest import ADMIN, WRITE, admin_config, bearer
 
+from admin.conftest import ADMIN, WRITE, admin_config, bearer
 from turnout import RoutingContext, Turnout
 from turnout.admin import admin_app
 from turnout.registry import Registry, RegistryError, UnknownVersionError
@@ -40,7 +40,12 @@ def test_register_then_promote_stage_by_stage(registry: Any) -> None:
     reg, _ = registry
     first = reg.register("workflow", "1.0", description="linear steps", params={"k": 3}, metrics={"f1": 0.91})
     assert (first.stage, first.tags) == ("registered", ("latest",))
-    assert [reg.promote("workflow", "1.0").stage for _ in range(4)] == ["validated", "canary", "stable", "deployed"]
+    assert [reg.promote("workflow", "1.0").stage for _ in range(4)] == [
+        "validated",
+        "canary",
+        "stable",
+        "deployed",
+    ]
     found = reg.get("workflow", "1.0")
     assert (found.params, found.metrics, found.tags) == ({"k": 3}, {"f1": 0.91}, ("latest", "stable"))
     with pytest.raises(RegistryError, match="already has version"):
@@ -126,7 +131,7 @@ async def test_the_registry_over_http(state_url: str, tmp_path: Path) -> None:
         assert created.status_code == 201
         again = await http.post("/engines/register", json=body, headers=bearer(WRITE))
         assert again.status_code == 409
-        bad_target = {**body, "version": "3", "target": "no.such:thing"}
+        bad_target = {**body, "version": "3", "target": "not a target"}
         bad = await http.post("/engines/register", json=bad_target, headers=bearer(WRITE))
         assert bad.status_code == 422
         promoted = await http.post(
@@ -139,7 +144,9 @@ async def test_the_registry_over_http(state_url: str, tmp_path: Path) -> None:
         assert refused.status_code == 409
         missing = await http.post("/engines/workflow/versions/7/promote", json={}, headers=bearer(WRITE))
         assert missing.status_code == 404
-        engines = {e["name"]: e for e in (await http.get("/engines", headers=bearer(WRITE))).json()["engines"]}
+        engines = {
+            e["name"]: e for e in (await http.get("/engines", headers=bearer(WRITE))).json()["engines"]
+        }
         assert engines["workflow"]["version"] == "1.0"
         assert engines["workflow"]["breaker"] == "closed"
         assert engines["workflow"]["registry"]["tags"] == {"latest": "2.0"}

@@ -5,7 +5,8 @@ to `archived` from any of them. Tags name one version each: `latest` (the newest
 registered), `canary` and `stable` (set when a version is promoted to that stage). A flag
 variant `workflow@stable` is served by the version the tag names, and follows it: promote
 another version to stable and every replica serves it within one poll interval. A version
-may name its own `target` (`module:attr`); without one it runs the engine of that name.
+may name its own `target` (`module:attr`, imported where it is served: the admin server need
+not have the engine's code); without one it runs the engine of that name.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from turnout.config import _TARGET as TARGET
 from turnout.config import EngineConfig, TurnoutConfig
 from turnout.engines import Engine, import_target
 from turnout.errors import TurnoutError
@@ -37,7 +39,10 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
 }
 """The stages each stage may move to."""
 TAGS = ("latest", "canary", "stable")
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}$")
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}$")
+"""What a version string may be."""
+ENGINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+"""What an engine name may be (as in `[engines.NAME]`)."""
 _log = structlog.get_logger("turnout")
 
 
@@ -138,10 +143,12 @@ class Registry:
         reason: str = "",
     ) -> EngineVersion:
         """Register a new version (stage `registered`, tagged `latest`)."""
-        if not _VERSION.match(version):
+        if not ENGINE_NAME.match(engine):
+            raise RegistryError(f"engine name {engine!r}: letters, digits and '_.-', at most 128")
+        if not VERSION.match(version):
             raise RegistryError(f"version {version!r}: letters, digits and '_.+-', at most 64")
-        if target is not None:
-            import_target(target)  # a target that does not import is refused now, not at serve time
+        if target is not None and not TARGET.match(target):
+            raise RegistryError(f"target {target!r}: expected package.module:attribute")
 
         def change(data: dict[str, Any], now: float) -> str | None:
             if version in data["versions"]:
@@ -244,8 +251,6 @@ class Registry:
         actor: str,
         reason: str,
     ) -> EngineVersion:
-        if not engine or len(engine) > 128:
-            raise RegistryError(f"engine name {engine!r}: 1 to 128 characters")
         store = self._store()
         for _ in range(20):  # another writer may get in between: read again
             record = store.get(NAMESPACE, engine)

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from events.conftest import pg_url, postgres_dsn, postgres_server  # noqa: F401 - the events tests' PostgreSQL
 
+from events.conftest import pg_url, postgres_dsn, postgres_server  # noqa: F401 - the events tests' PostgreSQL
 from turnout import Turnout
 from turnout.admin import admin_app, token_digest
 

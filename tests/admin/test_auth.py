@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from admin.conftest import ADMIN, READ, WRITE, admin_config, bearer
 from structlog.testing import capture_logs
 
+from admin.conftest import ADMIN, READ, WRITE, admin_config, bearer
 from turnout import ConfigError, Turnout, TurnoutError
 from turnout.admin import admin_app, token_digest
 
@@ -33,9 +33,7 @@ async def test_a_missing_or_unknown_token_is_401(client: httpx.AsyncClient, head
 
 
 async def test_a_role_too_low_is_403_and_changes_nothing(client: httpx.AsyncClient, turnout: Turnout) -> None:
-    response = await client.put(
-        "/flags/coordinator/enabled", json={"enabled": False}, headers=bearer(READ)
-    )
+    response = await client.put("/flags/coordinator/enabled", json={"enabled": False}, headers=bearer(READ))
     assert response.status_code == 403
     assert response.json() == {"error": "role 'read' cannot do this; it needs 'write'"}
     assert turnout.config.flags["coordinator"].enabled

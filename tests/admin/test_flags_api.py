@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from admin.conftest import WRITE, admin_config, bearer, token_digest
 
+from admin.conftest import WRITE, admin_config, bearer, token_digest
 from turnout import Reason, RoutingContext, Turnout
 
 SPLIT = "/flags/coordinator/rules/canary/split"
@@ -69,7 +69,11 @@ async def test_bad_bodies_are_400_or_422(client: httpx.AsyncClient) -> None:
     listed = await client.put(SPLIT, content=b"[1]", headers=headers)
     assert listed.json()["errors"][0]["path"] == "<body>"
     enabled = await client.put("/flags/coordinator/enabled", json={"enabled": "no"}, headers=bearer(WRITE))
-    assert enabled.json()["errors"][0] == {"path": "enabled", "value": "no", "message": "expected true or false"}
+    assert enabled.json()["errors"][0] == {
+        "path": "enabled",
+        "value": "no",
+        "message": "expected true or false",
+    }
     reason = await client.put(SPLIT, json={"split": {"legacy": 100}, "reason": 3}, headers=bearer(WRITE))
     assert reason.json()["errors"][0]["path"] == "reason"
 
@@ -97,11 +101,14 @@ async def test_rules_are_added_replaced_and_deleted(client: httpx.AsyncClient, t
     assert added.status_code == 200
     assert [r.name for r in turnout.config.flags["coordinator"].rules] == ["premium", "canary", "germany"]
     replaced = await client.put(
-        "/flags/coordinator/rules/germany", json={"when": {"country": "AT"}, "serve": "workflow"}, headers=bearer(WRITE)
+        "/flags/coordinator/rules/germany",
+        json={"when": {"country": "AT"}, "serve": "workflow"},
+        headers=bearer(WRITE),
     )
     assert replaced.json()["rules"][2]["when"] == {"country": "AT"}
     bad = await client.put(
-        "/flags/coordinator/rules/germany", json={"when": {"country": {"$nope": 1}}, "serve": "workflow"},
+        "/flags/coordinator/rules/germany",
+        json={"when": {"country": {"$nope": 1}}, "serve": "workflow"},
         headers=bearer(WRITE),
     )
     assert bad.status_code == 422

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from admin.conftest import WRITE, admin_config, bearer
 
+from admin.conftest import WRITE, admin_config, bearer
 from turnout import Reason, RoutingContext, Turnout
 from turnout.admin import admin_app
 
@@ -33,7 +33,9 @@ async def _kill_and_split_through_one_seen_by_the_other(state_url: str, tmp_path
 
         # A write based on what `other` saw before is refused by `one`'s store too.
         stale = await http.put(
-            "/flags/coordinator/enabled", json={"enabled": False}, headers={**bearer(WRITE), "If-Match": '"0"'}
+            "/flags/coordinator/enabled",
+            json={"enabled": False},
+            headers={**bearer(WRITE), "If-Match": '"0"'},
         )
         assert stale.status_code == 412
         await http.put("/flags/coordinator/enabled", json={"enabled": False}, headers=bearer(WRITE))

@@ -63,14 +63,25 @@ def admin_app(
     async def docs(request: Request) -> Response:
         return HTMLResponse(docs_page(spec))
 
+    by_path: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        by_path.setdefault(op.path, {})[op.method] = endpoint(admin, op.role, op.handler)
+    # One route per path, so a method it lacks gets a 405 that lists every method it has.
     routes: list[Any] = [
-        Route(op.path, endpoint(admin, op.role, op.handler), methods=[op.method]) for op in OPERATIONS
+        Route(path, _by_method(handlers), methods=list(handlers)) for path, handlers in by_path.items()
     ]
     routes += [Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])]
     ui = _ui(turnout)
     if ui is not None:
         routes.append(Mount("/ui", app=ui))
     return Starlette(routes=routes)
+
+
+def _by_method(handlers: Mapping[str, Any]) -> Any:
+    async def dispatch(request: Any) -> Any:
+        return await handlers[request.method](request)
+
+    return dispatch
 
 
 def _ui(turnout: Turnout) -> Any:

@@ -10,11 +10,12 @@ from starlette.responses import Response
 
 from turnout.admin.flags import status_view
 from turnout.admin.http import ApiError, Call, invalid, ok, text_field
+from turnout.config import _TARGET as TARGET
 from turnout.config import parse_duration
 from turnout.errors import TurnoutError
 from turnout.overlays import NAMESPACE as OVERLAYS
+from turnout.registry import ENGINE_NAME, STAGES, VERSION, RegistryError, UnknownVersionError
 from turnout.registry import NAMESPACE as REGISTRY
-from turnout.registry import STAGES, RegistryError, UnknownVersionError
 from turnout.rollouts import RolloutError
 from turnout.rollouts.controller import NAMESPACE as ROLLOUTS
 from turnout.rollouts.status import guarded_rules
@@ -124,6 +125,10 @@ async def register_engine(call: Call) -> Response:
     """`POST /engines/register`."""
     body = await call.body()
     engine, version = text_field(body, "engine", limit=128), text_field(body, "version", limit=64)
+    if not ENGINE_NAME.match(engine):
+        raise invalid("engine", engine, "expected letters, digits, '_', '-', '.' (an engine name)")
+    if not VERSION.match(version):
+        raise invalid("version", version, "expected letters, digits and '_.+-', at most 64")
     params, metrics = body.get("params") or {}, body.get("metrics") or {}
     if not isinstance(params, dict):
         raise invalid("params", params, "expected an object")
@@ -132,8 +137,8 @@ async def register_engine(call: Call) -> Response:
     ):
         raise invalid("metrics", metrics, "expected an object of numbers")
     target = body.get("target")
-    if target is not None and not isinstance(target, str):
-        raise invalid("target", target, "expected module:attr")
+    if target is not None and (not isinstance(target, str) or not TARGET.match(target)):
+        raise invalid("target", target, "expected package.module:attribute")
     found = await _registry(
         lambda: call.turnout.registry.register(
             engine,
@@ -203,8 +208,6 @@ async def _registry(action: Any) -> Any:
         raise ApiError(404, str(exc)) from None
     except RegistryError as exc:
         raise ApiError(409, str(exc)) from None
-    except TurnoutError as exc:  # a target that does not import
-        raise invalid("target", None, str(exc)) from None
 
 
 # -- metrics, experiments, audit ---------------------------------------------------------

@@ -126,7 +126,7 @@ def ok(data: Any, status: int = 200, *, headers: Mapping[str, str] | None = None
     return JSONResponse(plain(data), status, headers=dict(headers or {}))
 
 
-def text_field(body: Mapping[str, Any], name: str, *, default: str = "", limit: int = 2000) -> str:
+def text_field(body: Mapping[str, Any], name: str, *, default: str = "", limit: int = 1000) -> str:
     """A string field of a body (`reason`...), checked."""
     value = body.get(name, default)
     if not isinstance(value, str):

@@ -7,10 +7,18 @@ from typing import Any
 
 from turnout.admin import control, flags
 from turnout.admin.http import Handler
-from turnout.registry import STAGES
+from turnout.registry import ENGINE_NAME, STAGES, VERSION
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_.@+-]+$"}
-_REASON = {"type": "string", "maxLength": 200, "description": "why (kept in the audit log)"}
+_REASON = {"type": "string", "maxLength": 1000, "description": "why (kept in the audit log)"}
+_ENGINE = {"type": "string", "pattern": ENGINE_NAME.pattern}
+_VERSION = {"type": "string", "pattern": VERSION.pattern}
+_TARGET = {
+    "type": "string",
+    "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",
+    "maxLength": 100,
+    "nullable": True,
+}
 _OBJECT = {"type": "object"}
 _ERROR = {
     "type": "object",
@@ -137,7 +145,7 @@ OPERATIONS = (
         "write",
         control.rollout_action,
         "Promote, pause, resume or abort a guarded rollout",
-        _body({"reason": _REASON, "rule": _NAME}),
+        _body({"reason": _REASON, "rule": {**_NAME, "nullable": True}}),
         errors=(404, 409, 422),
     ),
     Operation("GET", "/engines", "read", control.list_engines, "Engines: version, health, breaker, registry"),
@@ -149,12 +157,12 @@ OPERATIONS = (
         "Register an engine version (stage registered, tag latest)",
         _body(
             {
-                "engine": _NAME,
-                "version": _NAME,
-                "description": {"type": "string", "maxLength": 200},
+                "engine": _ENGINE,
+                "version": _VERSION,
+                "description": {"type": "string", "maxLength": 1000},
                 "params": {"type": "object", "maxProperties": 3},
                 "metrics": {"type": "object", "additionalProperties": {"type": "number"}, "maxProperties": 3},
-                "target": {"type": "string", "maxLength": 100},
+                "target": _TARGET,
                 "reason": _REASON,
             },
             ("engine", "version"),
@@ -168,7 +176,12 @@ OPERATIONS = (
         "admin",
         control.cleanup_engines,
         "Delete versions archived longer ago than `older_than`",
-        _body({"older_than": {"type": "string", "maxLength": 20}, "reason": _REASON}),
+        _body(
+            {
+                "older_than": {"type": "string", "pattern": "^[1-9][0-9]{0,5}(ms|s|m|h|d|w)$"},
+                "reason": _REASON,
+            }
+        ),
         errors=(422,),
     ),
     Operation(
@@ -185,7 +198,7 @@ OPERATIONS = (
         "write",
         control.promote_version,
         "Move a version to a stage (the next one by default)",
-        _body({"stage": {"type": "string", "enum": list(STAGES)}, "reason": _REASON}),
+        _body({"stage": {"type": "string", "enum": list(STAGES), "nullable": True}, "reason": _REASON}),
         errors=(404, 409, 422),
     ),
     Operation(
@@ -266,7 +279,7 @@ def document(version: str) -> dict[str, Any]:
         }
         if op.body is not None:
             operation["requestBody"] = {
-                "required": False,
+                "required": bool(op.body.get("required")),
                 "content": {"application/json": {"schema": op.body}},
             }
         paths.setdefault(op.path, {})[op.method.lower()] = operation
