@@ -64,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from turnout.analysis.cli import add_report_command
 
     add_report_command(commands)
+    from turnout.admin.cli import add_admin_commands
+
+    add_admin_commands(commands)
 
     args = parser.parse_args(argv)
     # Like uvicorn's --app-dir default: engine targets and plugin options name modules of the
@@ -88,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from turnout.analysis.cli import run_report_command
 
         return run_report_command(args)
+    if args.command in ("serve", "config", "registry"):
+        from turnout.admin.cli import run_admin_command
+
+        return run_admin_command(args)
     if args.command == "intent":
         from turnout.intent.cli import run_intent_command
 
