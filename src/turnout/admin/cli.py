@@ -120,7 +120,11 @@ def _export(path: Path) -> int:
         import tomli_w
     except ImportError:
         raise TurnoutError('exporting TOML needs tomli-w: pip install "turnout[cli]"') from None
-    print(tomli_w.dumps(_no_nulls(dump(effective_config(path)))), end="")
+    from structlog.testing import capture_logs
+
+    with capture_logs():  # stdout is the TOML alone
+        config = effective_config(path)
+    print(tomli_w.dumps(_no_nulls(dump(config))), end="")
     return 0
 
 
