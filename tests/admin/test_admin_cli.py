@@ -32,6 +32,7 @@ def test_config_export_prints_the_config_in_force_as_toml(
     turnout = Turnout.from_file(path, env={})
     turnout.overlays.write("coordinator", {"enabled": False}, expect=None, actor="t", action="disable", reason="")
     turnout.overlays.close()
+    capsys.readouterr()
     assert main(["config", "export", str(path)]) == 0
     exported = tomllib.loads(capsys.readouterr().out)
     assert exported["flags"]["coordinator"]["enabled"] is False
