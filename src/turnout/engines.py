@@ -274,9 +274,13 @@ class EngineSet:
         if decision.experiment is not None:
             ok = error is None and decision.reason not in _NOT_SERVED_BY_VARIANT
             self._metrics.record_variant(
-                decision.experiment, decision.flag, decision.variant, _ms(started), ok,
+                decision.experiment,
+                decision.flag,
+                decision.variant,
+                _ms(started),
+                ok,
                 error or (None if ok else decision.reason.value.title()),
-            )  # fmt: skip
+            )
 
     def _fallback_target(self, engine: Engine, tried: set[str]) -> Engine | None:
         target = self.engines.get(engine.fallback) if engine.fallback else None

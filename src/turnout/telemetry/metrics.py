@@ -168,8 +168,15 @@ class MetricsRegistry:
             series = self._create(None, "", component)
         series.record(latency_ms, ok, error_type)
 
-    def record_variant(self, experiment: str, flag: str, variant: str, latency_ms: float, ok: bool,
-                       error_type: str | None = None) -> None:  # fmt: skip
+    def record_variant(
+        self,
+        experiment: str,
+        flag: str,
+        variant: str,
+        latency_ms: float,
+        ok: bool,
+        error_type: str | None = None,
+    ) -> None:
         """Count one request served by `variant` of `experiment`."""
         series = self._experiments.get(experiment, _NO_VARIANTS).get(variant)
         if series is None:
@@ -192,8 +199,10 @@ class MetricsRegistry:
         with self._snapshot_lock:
             with self._create_lock:
                 components = sorted(self._components.items())
-                experiments = [(name, self._flags[name], sorted(variants.items()))
-                               for name, variants in sorted(self._experiments.items())]  # fmt: skip
+                experiments = [
+                    (name, self._flags[name], sorted(variants.items()))
+                    for name, variants in sorted(self._experiments.items())
+                ]
             return {
                 "components": {name: s.take(reset_window, False) for name, s in components},
                 "experiments": {
@@ -303,8 +312,13 @@ class Health(StrEnum):
     CRITICAL = "critical"
 
 
-_DEFAULTS = {"p99_ms_warning": 2000.0, "p99_ms_critical": 5000.0, "min_success_rate": 0.95,
-                       "critical_success_rate": 0.9, "min_samples": 20}  # fmt: skip
+_DEFAULTS = {
+    "p99_ms_warning": 2000.0,
+    "p99_ms_critical": 5000.0,
+    "min_success_rate": 0.95,
+    "critical_success_rate": 0.9,
+    "min_samples": 20,
+}
 
 
 def health(stats: Mapping[str, Any], thresholds: object | None = None) -> tuple[Health, str]:
