@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from admin.conftest import admin_config
 
+from admin.conftest import admin_config
 from turnout import Turnout
 from turnout.cli import main
 
@@ -30,7 +30,9 @@ def test_config_export_prints_the_config_in_force_as_toml(
 ) -> None:
     path = _write(tmp_path)
     turnout = Turnout.from_file(path, env={})
-    turnout.overlays.write("coordinator", {"enabled": False}, expect=None, actor="t", action="disable", reason="")
+    turnout.overlays.write(
+        "coordinator", {"enabled": False}, expect=None, actor="t", action="disable", reason=""
+    )
     turnout.overlays.close()
     capsys.readouterr()
     assert main(["config", "export", str(path)]) == 0
@@ -49,7 +51,11 @@ def test_registry_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     capsys.readouterr()
     assert main([*base, "--json", "list"]) == 0
     [listed] = json.loads(capsys.readouterr().out)
-    assert (listed["stage"], listed["tags"], listed["metrics"]) == ("stable", ["latest", "stable"], {"f1": 0.93})
+    assert (listed["stage"], listed["tags"], listed["metrics"]) == (
+        "stable",
+        ["latest", "stable"],
+        {"f1": 0.93},
+    )
     assert main([*base, "rollback", "workflow"]) == 1
     assert "no previous stable" in capsys.readouterr().err
     assert main([*base, "register", "workflow", "3.0", "--metric", "f1=high"]) == 1
