@@ -159,3 +159,16 @@ async def test_the_registry_over_http(state_url: str, tmp_path: Path) -> None:
         bad_age = await http.post("/engines/cleanup", json={"older_than": "soon"}, headers=bearer(ADMIN))
         assert bad_age.json()["errors"][0]["path"] == "older_than"
     turnout.overlays.close()
+
+
+async def test_a_version_whose_target_does_not_import_serves_the_default(
+    state_url: str, tmp_path: Path
+) -> None:
+    turnout = Turnout(_tagged_config(state_url, tmp_path), env={})
+    reg = turnout.registry
+    reg.register("workflow", "9.0", target="no_such_module_here:engine")
+    reg.promote("workflow", "9.0", "validated")
+    reg.promote("workflow", "9.0", "stable")
+    assert await turnout.run("coordinator", "hi", context=RoutingContext("u1")) == "legacy:hi"
+    assert turnout.failures.snapshot()["registry"]
+    turnout.overlays.close()
