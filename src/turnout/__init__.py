@@ -1,5 +1,6 @@
 """turnout: route each request to one of several coordinator engines, safely."""
 
+from turnout.admin import admin_app
 from turnout.config import TurnoutConfig
 from turnout.context import RoutingContext, current_context, current_decision
 from turnout.decision import Decision, Reason
@@ -20,6 +21,7 @@ __all__ = [
     "TurnoutConfig",
     "TurnoutError",
     "Workflow",
+    "admin_app",
     "current_context",
     "current_decision",
     "experiment",

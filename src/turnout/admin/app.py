@@ -54,7 +54,9 @@ def build_admin_app(
     ]
     routes += [Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])]
     ui = _ui(turnout)
-    if ui is not None:
+    if isinstance(ui, list):
+        routes.append(Mount("/ui", routes=ui))
+    elif ui is not None:
         routes.append(Mount("/ui", app=ui))
     return Starlette(routes=routes)
 
@@ -67,7 +69,7 @@ def _by_method(handlers: Mapping[str, Any]) -> Any:
 
 
 def _ui(turnout: Turnout) -> Any:
-    """The web UI's app, when it is installed with turnout."""
+    """The web UI (an app or a list of routes), when this version of turnout has one."""
     try:
         from turnout.admin import ui  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
