@@ -225,6 +225,8 @@ async def test_a_rollout_before_its_start_is_not_checked(make_canary: MakeCanary
 
 async def test_start_runs_the_loop_and_stop_ends_it(state_url: str) -> None:
     turnout = Turnout(canary_config(state_url), env={})
+    for name in ("legacy", "workflow"):  # start() checks that the fallback's engine exists
+        turnout.add_engine(name, lambda message: message)
     await turnout.start()
     assert turnout.rollouts._task is not None
     assert turnout.rollouts.tick_interval() == 30.0
@@ -237,6 +239,8 @@ async def test_a_reload_that_adds_guardrails_is_acted_on(state_url: str) -> None
     guardrails = config["flags"]["coordinator"]["rules"][0].pop("guardrails")
     clock = FakeClock()
     turnout = Turnout(config, clock=clock, env={})
+    for name in ("legacy", "workflow"):  # start() checks that the fallback's engine exists
+        turnout.add_engine(name, lambda message: message)
     await turnout.start()
     await turnout.rollouts.tick()  # nothing to check: the store is not even opened
     assert turnout.rollouts._store is None
