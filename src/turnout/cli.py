@@ -1,14 +1,16 @@
-"""The `turnout` command: validate a config, run the demo."""
+"""The `turnout` command: check a config, watch the metrics and events, train intent models, run the demo."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from turnout.config import FlagConfig, RuleConfig, TurnoutConfig, load_file, validate_config
-from turnout.errors import ConfigError, TurnoutError
+from turnout.errors import ConfigError, ConfigIssue, TurnoutError
+from turnout.references import attribute_issues, fallback_issues, variant_issues
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -17,12 +19,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     validate = commands.add_parser("validate", help="check a config file; print every error or a summary")
-    validate.add_argument("file", type=Path)
+    validate.add_argument("file", type=Path, help="a TOML or JSON config file")
     validate.add_argument("--env", action="store_true", help="apply the environment's overrides too")
+    validate.add_argument(
+        "--engines",
+        metavar="MODULE:ATTR",
+        help="your app's Turnout (or a function returning it): its engines registered in code count",
+    )
 
     demo = commands.add_parser("demo", help="route synthetic traffic through three engines")
-    demo.add_argument("--users", type=int, default=2000)
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--users", type=int, default=2000, help="synthetic users (%(default)s)")
+    demo.add_argument("--seed", type=int, default=7, help="for the users, their messages and the fake LLM")
+    demo.add_argument(
+        "--scenario",
+        choices=["chat", "bad-canary"],
+        default="chat",
+        help="chat: the example app under traffic; bad-canary: a failing canary rolled back on its own",
+    )
 
     commands.add_parser("plugins", help="list installed plugins: group, name, distribution, version")
 
@@ -34,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = commands.add_parser("events", help="aggregates of tracked events").add_subparsers(
         dest="events_command", required=True
     )
-    summary_cmd = events.add_parser("summary", help="events per day, top events, seed 004's rates")
+    summary_cmd = events.add_parser("summary", help="events per day, top events, support-bot rates")
     summary_cmd.add_argument("url", nargs="?", default="sqlite:///turnout_events.db")
     summary_cmd.add_argument("--since", default="30d", help="e.g. 7d, 30d, 24h")
 
@@ -45,13 +58,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     dash.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes with --watch")
     dash.add_argument("--config", type=Path, help="a turnout config whose health thresholds to use")
 
+    from turnout.rollouts.cli import add_rollout_command
+
+    add_rollout_command(commands)
+    from turnout.analysis.cli import add_report_command
+
+    add_report_command(commands)
+
     args = parser.parse_args(argv)
     # Like uvicorn's --app-dir default: engine targets and plugin options name modules of the
     # project the command runs in.
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     if args.command == "validate":
-        return _validate(args.file, use_env=args.env)
+        return _validate(args.file, use_env=args.env, engines=args.engines)
     if args.command == "plugins":
         return _plugins()
     if args.command == "dashboard":
@@ -60,25 +80,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         from turnout.events.summary import summary_main
 
         return summary_main(args.url, args.since)
+    if args.command == "rollout":
+        from turnout.rollouts.cli import run_rollout_command
+
+        return run_rollout_command(args)
+    if args.command == "report":
+        from turnout.analysis.cli import run_report_command
+
+        return run_report_command(args)
     if args.command == "intent":
         from turnout.intent.cli import run_intent_command
 
         return run_intent_command(args)
+    if args.scenario == "bad-canary":
+        from turnout.canary_demo import run_bad_canary
+
+        return run_bad_canary(seed=args.seed)
     from turnout.demo import run_demo
 
     return run_demo(users=args.users, seed=args.seed)
 
 
-def _validate(path: Path, *, use_env: bool) -> int:
-    import os
-
-    from turnout.environment import apply_environment
-    from turnout.router import Turnout
+def _validate(path: Path, *, use_env: bool, engines: str | None = None) -> int:
+    from structlog.testing import capture_logs
 
     try:
-        data = load_file(path)
-        config = validate_config(apply_environment(data, os.environ if use_env else {}), source=str(path))
-        Turnout(config)  # imports engine targets, so a bad `target` is reported here too
+        # What loading logs (attribute warnings, the app's own start-up) is printed below instead.
+        with capture_logs():
+            config, declared, in_code = _load_for_validate(path, use_env=use_env, engines=engines)
     except ConfigError as exc:
         print(f"{path}: {len(exc.issues)} error{'s' if len(exc.issues) != 1 else ''}", file=sys.stderr)
         for issue in exc.issues:
@@ -88,20 +117,112 @@ def _validate(path: Path, *, use_env: bool) -> int:
         print(f"{path}: {exc}", file=sys.stderr)
         return 1
     print(summary(config, str(path)))
+    if in_code is not None:
+        warnings = variant_issues(config, declared | in_code)
+    else:
+        # Without the app, an engine declared under [engines] with no target is taken to be
+        # registered in code; anything else named is reported as something to check.
+        known = declared | set(config.engines)
+        warnings = [_in_code(issue) for issue in fallback_issues(config, known)]
+        warnings += [_in_code(issue) for issue in variant_issues(config, known)]
+    warnings += attribute_issues(config)
+    if warnings:
+        print(f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}:")
+        for issue in warnings:
+            print(f"  {issue}")
     return 0
+
+
+def _load_for_validate(
+    path: Path, *, use_env: bool, engines: str | None
+) -> tuple[TurnoutConfig, set[str], set[str] | None]:
+    """The config, the engines it builds, and those registered in code (None: not asked)."""
+    import os
+
+    from turnout.environment import apply_environment
+    from turnout.router import Turnout
+
+    data = apply_environment(load_file(path), os.environ if use_env else {})
+    try:
+        config = validate_config(data, source=str(path))
+    except ConfigError as exc:
+        # Engine targets are imported only once the file validates: try them now as well, so
+        # one run reports every problem.
+        reported = {issue.path for issue in exc.issues}
+        targets = [issue for issue in _target_issues(data) if issue.path not in reported]
+        raise ConfigError([*exc.issues, *targets], source=exc.source) from None
+    declared = set(Turnout(config).engines)  # imports engine targets: a bad `target` is reported here
+    in_code = _code_engines(engines) if engines is not None else None
+    if in_code is not None and (missing := fallback_issues(config, declared | in_code)):
+        raise ConfigError(missing, source=str(path))
+    return config, declared, in_code
+
+
+def _target_issues(data: dict[str, Any]) -> list[ConfigIssue]:
+    """Engine `target`s of raw config data that do not import."""
+    from turnout.engines import import_target
+
+    engines = data.get("engines")
+    issues = []
+    for name, engine in engines.items() if isinstance(engines, dict) else ():
+        target = engine.get("target") if isinstance(engine, dict) else None
+        if isinstance(target, str):
+            try:
+                import_target(target)
+            except TurnoutError as exc:
+                issues.append(ConfigIssue(f"engines.{name}.target", target, str(exc)))
+    return issues
+
+
+def _in_code(issue: ConfigIssue) -> ConfigIssue:
+    message = (
+        "no engine of this name in this file: fine if your app registers it in code (check with --engines)"
+    )
+    return ConfigIssue(issue.path, issue.value, message)
+
+
+def _code_engines(spec: str) -> set[str]:
+    """Engine names from `module:attr`: a Turnout (or a function returning one), a mapping of
+    engines, or a list of names."""
+    from turnout.imports import ImportTargetError, resolve
+
+    try:
+        found = resolve(spec)
+    except ImportTargetError as exc:
+        raise TurnoutError(f"--engines {spec}: cannot import it: {exc}") from None
+    if callable(found):
+        found = found()
+    names = getattr(found, "engines", found)
+    if isinstance(names, str) or not isinstance(names, Iterable):
+        raise TurnoutError(f"--engines {spec}: expected a Turnout, a mapping or a list of engine names")
+    return {str(name) for name in names}
 
 
 def _dashboard(args: argparse.Namespace) -> int:
     from turnout.dashboard import dashboard_main
+    from turnout.rollouts.cli import rollouts_of
 
-    telemetry = None
+    telemetry = rollouts = None
     if args.config is not None:
         try:
-            telemetry = validate_config(load_file(args.config), source=str(args.config)).telemetry
+            config = validate_config(load_file(args.config), source=str(args.config))
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return 2
-    return dashboard_main(args.path, args.since, args.watch, args.interval, telemetry=telemetry)
+        telemetry = config.telemetry
+        rollouts = rollouts_of(config)
+    try:
+        return dashboard_main(
+            args.path,
+            args.since,
+            args.watch,
+            args.interval,
+            telemetry=telemetry,
+            rollouts=rollouts.texts if rollouts is not None else None,
+        )
+    finally:
+        if rollouts is not None:
+            rollouts.close()
 
 
 def _plugins() -> int:
@@ -109,7 +230,10 @@ def _plugins() -> int:
 
     infos = installed_plugins()
     if not infos:
-        print("no turnout plugins installed (groups: turnout.engines, .exporters, .sinks, .classifiers)")
+        print("No turnout plugins installed.")
+        print("The first-party ones: pip install turnout-langgraph turnout-posthog")
+        print("(LangGraph engines; the PostHog exporter and event sink). Others register under the")
+        print("entry-point groups turnout.engines, turnout.exporters, turnout.sinks, turnout.classifiers.")
         return 0
     header = ("group", "name", "distribution", "version", "loads")
     rows = [

@@ -102,6 +102,7 @@ async def test_schema_indexes_and_migration_record(pg_url: str) -> None:
         "analytics_events_pkey",
         "idx_analytics_events_created",
         "idx_analytics_events_distinct_id",
+        "idx_analytics_events_exposure",
         "idx_analytics_events_name_created",
         "idx_analytics_events_session",
     ]
@@ -198,7 +199,7 @@ async def test_a_row_postgres_refuses_for_good_is_skipped_logged_and_counted(pg_
 
 
 async def test_a_hand_made_table_of_that_name_is_reported_not_altered(pg_url: str) -> None:
-    with psycopg.connect(pg_url, autocommit=True) as conn:  # seed 004's own analytics_events
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # a hand-made analytics_events
         conn.execute(
             "CREATE TABLE analytics_events (id BIGSERIAL PRIMARY KEY, event_name VARCHAR(50) NOT NULL,"
             " session_id VARCHAR(64), event_data JSONB NOT NULL, created_at TIMESTAMP DEFAULT NOW())"

@@ -25,6 +25,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -34,8 +35,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import structlog
+
 from turnout.config import EventsConfig, PluginsConfig
-from turnout.context import RoutingContext
+from turnout.context import RoutingContext, _current
 from turnout.decision import Decision
 from turnout.errors import TurnoutError
 from turnout.events.delivery import Delivery
@@ -43,10 +46,12 @@ from turnout.events.lanes import QueueOverflow, make_lanes
 from turnout.events.model import (
     EXPOSURE,
     IDENTIFY,
+    RECORD,
     EventKind,
     InvalidEvent,
     Raw,
     check_name,
+    check_record_name,
     exposure_properties,
     sanitize,
     to_epoch,
@@ -58,6 +63,7 @@ from turnout.privacy import Privacy
 from turnout.types import Clock
 
 _MAX_NAMES = 10_000
+_log = structlog.get_logger("turnout")
 DROPPED_ID = "redacted"
 """The distinct_id of every event when `privacy.targeting_key = "drop"`."""
 _live: weakref.WeakSet[EventTracker] = weakref.WeakSet()
@@ -158,6 +164,7 @@ class EventTracker:
         self._exposures: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self.tracked = self.invalid = self.deduplicated = self._dropped = 0
         self._closed = False
+        self._unattended = True  # nothing delivers until start() (or a flush() call)
         self._delivery.reset()
         for lane in self.lanes:
             lane.clear()
@@ -217,7 +224,7 @@ class EventTracker:
                 self._exposures[key] = None
                 if len(self._exposures) > self._exposure_cap:
                     self._exposures.popitem(last=False)
-            props = exposure_properties(self._base, decision)
+            props = exposure_properties(self._base, decision, context or _current.get())
             if self._put("exposure", EXPOSURE, who, props, None, session_id):
                 return True
             with self._lock:
@@ -225,6 +232,37 @@ class EventTracker:
             return False
         except Exception as exc:
             return self._reject(exc, EXPOSURE)
+
+    def record(self, name: str, value: float, *, flag: str | None = None) -> bool:
+        """Queue a `$record` of a per-request value (cost, tokens, quality) for the variant serving it.
+
+        The request's experiment decisions (only `flag`'s when given) name the variant; the
+        event goes to the request's user. False, counted, if the value is not a finite number
+        or no experiment decided this request. Never raises.
+        """
+        if not self.enabled:
+            return False
+        try:
+            check_record_name(name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise InvalidEvent(f"record({name!r}) needs a finite number, not {value!r}")
+            context = _current.get()
+            decisions = [] if context is None else list(context.decisions.values())
+            chosen = [d for d in decisions if d.experiment is not None and flag in (None, d.flag)]
+            if context is None or not chosen:
+                raise InvalidEvent(f"record({name!r}) outside a request that an experiment decided")
+            for decision in chosen:
+                props = {
+                    **self._base,
+                    name: value,
+                    "flag": decision.flag,
+                    "experiment": decision.experiment,
+                    "variant": decision.variant,
+                }
+                self._put("track", RECORD, None, props, None)
+            return True
+        except Exception as exc:
+            return self._reject(exc, RECORD)
 
     def _learn(self, name: str) -> None:
         if check_name(name) and len(self._names) < _MAX_NAMES:
@@ -239,6 +277,8 @@ class EventTracker:
                 "events", EventsClosed("tracked after stop(); not delivered"), event_name=name
             )
             return False
+        if self._unattended:
+            self._warn_unattended(name)
         distinct_id, session_id = who_of(who)
         explicit = props.get("session_id", sid)
         if explicit is not None and type(explicit) is str:
@@ -268,6 +308,15 @@ class EventTracker:
         self.failures.record("events", QueueOverflow(f"queue full ({self._capacity})"), event_name=name)
         return self._drop_oldest
 
+    def _warn_unattended(self, name: str) -> None:
+        self._unattended = False  # once per tracker
+        _log.warning(
+            "turnout.events_not_started",
+            event_name=name,
+            note="events are queued but nothing delivers them: start turnout (`await turnout.start()` or "
+            "`lifespan=turnout.lifespan`), or call `turnout.events.flush()` before the program exits",
+        )
+
     def _reject(self, exc: Exception, name: object) -> bool:
         with self._lock:
             self.invalid += 1
@@ -286,6 +335,7 @@ class EventTracker:
         if self._pid != os.getpid():
             self._reset()
         self._closed = False
+        self._unattended = False
         if self.enabled:
             await self._delivery.start()
 
@@ -305,6 +355,7 @@ class EventTracker:
         """`aflush` for sync code (scripts, CLI, threads); never call it on the tracker's loop."""
         if self._pid != os.getpid():
             self._reset()
+        self._unattended = False
         return self._delivery.flush_sync(self.config.shutdown_timeout_s if timeout_s is None else timeout_s)
 
     @property
