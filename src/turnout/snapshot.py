@@ -17,7 +17,7 @@ from turnout.events import EventTracker
 from turnout.events.sinks import EventSink
 from turnout.events.tracker import SinkConfigError
 from turnout.failures import Failures
-from turnout.flags import CompiledFlag, compile_flags
+from turnout.flags import CompiledFlag, Gates, compile_flags
 from turnout.intent.signal import classifier_key, configured_classifier
 from turnout.telemetry.hub import Telemetry, check_exporters
 from turnout.types import Classifier, Clock, EngineCallable
@@ -66,6 +66,8 @@ class Builder:
     failures: Failures
     telemetry: Telemetry
     clock: Clock
+    gates: Gates = field(default_factory=dict)
+    """Where guarded rules stand, shared by every build so a reload keeps them."""
 
     def build(self, config: TurnoutConfig, source: str | None, previous: Snapshot | None) -> Snapshot:
         """Compile `config`; anything that cannot be built is one ConfigError naming its path."""
@@ -74,7 +76,7 @@ class Builder:
             raise ConfigError(
                 [ConfigIssue(f"telemetry.exporters[{i}]", name, message) for i, name, message in problems]
             )
-        flags = compile_flags(config, self.failures)
+        flags = compile_flags(config, self.failures, self.gates)
         key = classifier_key(config)
         if self.explicit_classifier is not None:
             classifier = self.explicit_classifier

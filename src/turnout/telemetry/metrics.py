@@ -8,6 +8,7 @@ import math
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from enum import StrEnum
 from math import inf
 from time import perf_counter
@@ -15,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import structlog
 
+from turnout.config import ThresholdsConfig
 from turnout.telemetry.sketch import QuantileSketch
 
 P = ParamSpec("P")
@@ -73,6 +75,17 @@ class _Tally:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Raw cumulative figures of one series: what windows are cut from by subtraction."""
+
+    count: int
+    failures: int
+    exposures: int
+    total_ms: float
+    sketch: QuantileSketch
+
+
 class _Series(_Tally):
     """One component or variant: the live window (inherited fields) under a tiny lock, and the past."""
 
@@ -110,6 +123,13 @@ class _Series(_Tally):
     def expose(self) -> None:
         with self._lock:
             self.exposures += 1
+
+    def totals(self) -> Totals:
+        """Everything counted so far; callers serialise calls with `take` (registry lock)."""
+        with self._lock:
+            live = _Tally().fold(self)
+        whole = live.fold(self._base)
+        return Totals(whole.count, whole.failures, whole.exposures, whole.total_ms, whole.sketch)
 
     def take(self, reset_window: bool, exposures: bool) -> dict[str, Any]:
         """Cumulative stats with a `window` object; callers serialise calls (registry lock)."""
@@ -149,8 +169,15 @@ class MetricsRegistry:
             series = self._create(None, "", component)
         series.record(latency_ms, ok, error_type)
 
-    def record_variant(self, experiment: str, flag: str, variant: str, latency_ms: float, ok: bool,
-                       error_type: str | None = None) -> None:  # fmt: skip
+    def record_variant(
+        self,
+        experiment: str,
+        flag: str,
+        variant: str,
+        latency_ms: float,
+        ok: bool,
+        error_type: str | None = None,
+    ) -> None:
         """Count one request served by `variant` of `experiment`."""
         series = self._experiments.get(experiment, _NO_VARIANTS).get(variant)
         if series is None:
@@ -173,8 +200,10 @@ class MetricsRegistry:
         with self._snapshot_lock:
             with self._create_lock:
                 components = sorted(self._components.items())
-                experiments = [(name, self._flags[name], sorted(variants.items()))
-                               for name, variants in sorted(self._experiments.items())]  # fmt: skip
+                experiments = [
+                    (name, self._flags[name], sorted(variants.items()))
+                    for name, variants in sorted(self._experiments.items())
+                ]
             return {
                 "components": {name: s.take(reset_window, False) for name, s in components},
                 "experiments": {
@@ -182,6 +211,13 @@ class MetricsRegistry:
                     for name, flag, variants in experiments
                 },
             }
+
+    def totals(self, experiment: str) -> dict[str, Totals]:
+        """Cumulative raw figures of each variant of `experiment` (no window is closed)."""
+        with self._snapshot_lock:
+            with self._create_lock:
+                variants = list(self._experiments.get(experiment, _NO_VARIANTS).items())
+            return {name: series.totals() for name, series in variants}
 
     def _create(self, experiment: str | None, flag: str, name: str) -> _Series:
         """The series for a component (`experiment` None) or a variant, made on first use."""
@@ -277,17 +313,19 @@ class Health(StrEnum):
     CRITICAL = "critical"
 
 
-_DEFAULTS = {"p99_ms_warning": 2000.0, "p99_ms_critical": 5000.0, "min_success_rate": 0.95,
-                       "critical_success_rate": 0.9, "min_samples": 20}  # fmt: skip
+_DEFAULTS = ThresholdsConfig()
 
 
 def health(stats: Mapping[str, Any], thresholds: object | None = None) -> tuple[Health, str]:
     """Judge one stats object (a component's, a variant's or a `window`): status and reason in words.
 
-    `thresholds`: any object with `_DEFAULTS`' attributes (a missing or None one takes the default),
-    e.g. a ThresholdsConfig. The success rate is only judged from `min_samples` requests on.
+    `thresholds`: any object with `ThresholdsConfig`'s attributes (a missing or None one takes the
+    default), e.g. a ThresholdsConfig. The success rate is only judged from `min_samples` requests on.
     """
-    limit = {k: float(d if (v := getattr(thresholds, k, None)) is None else v) for k, d in _DEFAULTS.items()}
+    limit = {
+        name: float(getattr(_DEFAULTS, name) if (v := getattr(thresholds, name, None)) is None else v)
+        for name in ThresholdsConfig.model_fields
+    }
     n = int(stats.get("total_requests", 0))
     if n == 0:
         return Health.HEALTHY, "no requests"
