@@ -50,10 +50,11 @@ def make_turnout(*, sync_engines: bool = False, **extra: Any) -> Turnout:
                 "rules": [{"name": "premium", "when": {"plan": "premium"}, "serve": "workflow"}],
             }
         },
-        "http": {"attribute_headers": {"X-Plan": "plan"}},
+        # The "vip" override is reached through the X-User-Id header in these tests.
+        "http": {"attribute_headers": {"X-Plan": "plan"}, "overrides_from_headers": True},
         **extra,
     }
-    turnout = Turnout(config, env={})
+    turnout = Turnout(config)
     for name in VARIANTS:
         if sync_engines:
             turnout.add_engine(name, lambda message, name=name: f"{name}:{message}")
@@ -77,7 +78,7 @@ def intent_turnout(classifier: FakeClassifier) -> Turnout:
             }
         },
     }
-    turnout = Turnout(config, classifier=classifier, env={})
+    turnout = Turnout(config, classifier=classifier)
     for name in VARIANTS:
         turnout.add_engine(name, lambda message, name=name: f"{name}:{message}")
     return turnout

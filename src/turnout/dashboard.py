@@ -26,7 +26,8 @@ _STATUS = {
     "idle": ("💤 No requests", "dim"),
 }
 _LATENCY = (("Mean", "mean"), ("P50", "p50"), ("P95", "p95"), ("P99", "p99"))
-_TABLE_MIN_WIDTH = 110  # below this the components are listed one under another, as in seed 003
+_VARIANT_VS_ENGINE = "A variant counts its requests, fallback time included; an engine, its calls."
+_TABLE_MIN_WIDTH = 110  # below this the components are listed one under another
 
 
 def dashboard_main(
@@ -51,6 +52,7 @@ def dashboard_main(
     _require_rich()
     from rich.console import Console
     from rich.live import Live
+    from rich.rule import Rule
     from rich.text import Text
 
     console = console or Console()
@@ -74,6 +76,16 @@ def dashboard_main(
         return 0 if dashboard.ok else 1
     refreshes = 1
     try:
+        if not console.is_terminal:
+            # Piped or redirected: no cursor to move back, so each refresh is printed after the last.
+            console.print(render(reader.read(final=False), watching=interval_s, rollouts=statuses()))
+            while max_refreshes is None or refreshes < max_refreshes:
+                sleep(interval_s)
+                console.print(Rule(style="dim"))
+                console.print(render(reader.read(final=False), watching=interval_s, rollouts=statuses()))
+                console.file.flush()
+                refreshes += 1
+            return 0
         first = render(reader.read(final=False), watching=interval_s, rollouts=statuses())
         with Live(first, console=console) as live:
             while max_refreshes is None or refreshes < max_refreshes:
@@ -103,6 +115,8 @@ def render(
         if dashboard.components:
             parts.append(_Components(dashboard))
         parts += [_experiment_table(name, exp) for name, exp in dashboard.experiments.items()]
+        if dashboard.experiments and dashboard.components:
+            parts.append(Text(_VARIANT_VS_ENGINE, style="dim"))
     if rollouts:
         parts.append(Text("🚦 ROLLOUTS", style="bold"))
         parts += [Text(status) for status in rollouts]
@@ -120,11 +134,12 @@ def _describe_sources(dashboard: Dashboard) -> str:
         if dashboard.since
         else "newest snapshot of each process"
     )
-    return f"{dashboard.path}: {what}, {processes}, as of {_time(newest)}"
+    # Two lines, so a long path never wraps the sentence in the middle.
+    return f"{dashboard.path}\n{what}, {processes}, as of {_time(newest)}"
 
 
 class _Components:
-    """A table of components on a wide terminal, a list like seed 003's on a narrow one."""
+    """A table of components on a wide terminal, a list on a narrow one."""
 
     def __init__(self, dashboard: Dashboard) -> None:
         self.components = dashboard.components
@@ -150,7 +165,9 @@ class _Components:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title="Components", title_justify="left", title_style="bold")
+        table = Table(
+            title="Components: requests, success, latency", title_justify="left", title_style="bold"
+        )
         table.add_column("Component", style="bold cyan", no_wrap=True)
         for heading in ("Requests", "Success", *(label for label, _ in _LATENCY)):
             table.add_column(heading, justify="right", no_wrap=True)
@@ -166,12 +183,15 @@ class _Components:
         return table
 
 
-def _experiment_table(name: str, experiment: Experiment) -> Table:
+def _experiment_table(name: str, experiment: Experiment) -> RenderableType:
+    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
     flag = f" (flag {experiment.flag})" if experiment.flag else ""
-    table = Table(title=Text(f"🧪 {name}{flag}"), title_justify="left", title_style="bold")
+    # A line of its own, not the table's title: a title wraps to the width of a narrow table.
+    title = Text(f"🧪 {name}{flag}: each variant", style="bold")
+    table = Table()
     table.add_column("", style="bold")
     variants = experiment.variants
     for variant in variants:
@@ -186,7 +206,7 @@ def _experiment_table(name: str, experiment: Experiment) -> Table:
     ]
     for label, cell in rows:
         table.add_row(label, *(cell(figures) for figures in variants.values()))
-    return table
+    return Group(title, table)
 
 
 def _footnotes(dashboard: Dashboard) -> list[str]:
@@ -212,7 +232,8 @@ def _status(figures: Figures) -> Text:
     from rich.text import Text
 
     label, style = _STATUS.get(figures.status or "", (f"❔ {figures.status}", "magenta"))
-    reason = f" ({figures.status_reason})" if figures.status_reason else ""
+    # "Healthy (within thresholds)" says nothing more than "Healthy"; a breach says which one.
+    reason = f" ({figures.status_reason})" if figures.status_reason and figures.status != "healthy" else ""
     return Text(label + reason, style=style)
 
 

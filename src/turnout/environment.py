@@ -1,6 +1,6 @@
-"""Configuration from environment variables: the seed's switches and `TURNOUT_*` settings.
+"""Configuration from environment variables: the environment switches and `TURNOUT_*` settings.
 
-The seed's hand-written feature flags used `COORDINATOR_ENGINE`, `ENABLE_ML_INTENT`,
+Hand-written feature flags commonly use `COORDINATOR_ENGINE`, `ENABLE_ML_INTENT`,
 `ENABLE_CONTEXT_AWARE`, `AB_TESTING_ENABLED` and `AB_TRAFFIC_SPLIT`; they keep working
 unchanged and override whatever a config file says. See docs/configuration.md.
 """
@@ -8,28 +8,33 @@ unchanged and override whatever a config file says. See docs/configuration.md.
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
-from turnout.config import TurnoutConfig
+from turnout.config import TurnoutConfig, closest_key
 from turnout.errors import ConfigError, ConfigIssue
+from turnout.limits import depth_message, too_deep
 
-SEED_ENGINES = ("legacy", "workflow", "langgraph")
+SWITCH_ENGINES = ("legacy", "workflow", "langgraph")
 DEFAULT_AB_SPLIT = 0.1
-_SECTIONS = ("routing", "intent", "telemetry", "events", "http", "plugins")
+_SECTIONS = ("routing", "intent", "telemetry", "events", "http", "privacy", "plugins")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def apply_environment(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """Return a copy of raw config `data` with the environment's settings applied on top."""
+    deep = too_deep(data, "")
+    if deep is not None:  # before deepcopy, which recurses
+        raise ConfigError([ConfigIssue(deep, "...", depth_message())])
     result: dict[str, Any] = copy.deepcopy(dict(data), memo=_shared_options(data))
     issues: list[ConfigIssue] = []
     _apply_settings(result, env, issues)
-    _apply_seed_switches(result, env, issues)
+    _apply_switches(result, env, issues)
     if issues:
         raise ConfigError(issues, source="environment")
     return result
@@ -42,9 +47,13 @@ def _apply_settings(data: dict[str, Any], env: Mapping[str, str], issues: list[C
             continue
         parts = [part.lower() for part in name[len("TURNOUT_") :].split("__")]
         if parts[0] not in _SECTIONS or not all(parts):
-            issues.append(
-                ConfigIssue(f"env.{name}", env[name], f"unknown setting; sections: {', '.join(_SECTIONS)}")
+            close = difflib.get_close_matches(parts[0], _SECTIONS, n=1)
+            hint = (
+                f"did you mean TURNOUT_{close[0].upper()}__…?"
+                if close
+                else f"sections: {', '.join(_SECTIONS)}"
             )
+            issues.append(ConfigIssue(f"env.{name}", env[name], f"unknown setting; {hint}"))
             continue
         value, problem = _setting(parts, env[name])
         if problem is not None:
@@ -61,7 +70,7 @@ def _apply_settings(data: dict[str, Any], env: Mapping[str, str], issues: list[C
             node[parts[-1]] = value
 
 
-def _apply_seed_switches(data: dict[str, Any], env: Mapping[str, str], issues: list[ConfigIssue]) -> None:
+def _apply_switches(data: dict[str, Any], env: Mapping[str, str], issues: list[ConfigIssue]) -> None:
     ml_intent = _flag(env, "ENABLE_ML_INTENT", issues)
     context_aware = _flag(env, "ENABLE_CONTEXT_AWARE", issues)
     ab_testing = _flag(env, "AB_TESTING_ENABLED", issues)
@@ -82,10 +91,10 @@ def _apply_seed_switches(data: dict[str, Any], env: Mapping[str, str], issues: l
         return
     key = env.get("TURNOUT_FLAG", "").strip() or "coordinator"
     flags = _table(data, "flags")
-    flag = flags.setdefault(key, {"variants": list(SEED_ENGINES), "default": "legacy"})
+    flag = flags.setdefault(key, {"variants": list(SWITCH_ENGINES), "default": "legacy"})
     if not (_is_list(flag, "variants") and _is_list(flag, "rules")):
         return  # the file's own shape error is reported by validation
-    variants = flag.setdefault("variants", list(SEED_ENGINES))
+    variants = flag.setdefault("variants", list(SWITCH_ENGINES))
     for name, value in (("COORDINATOR_ENGINE", engine), ("TURNOUT_DEFAULT_ENGINE", default)):
         if value is not None and value not in variants:
             issues.append(
@@ -95,7 +104,7 @@ def _apply_seed_switches(data: dict[str, Any], env: Mapping[str, str], issues: l
             )
             return
     baseline = default or flag.get("default") or "legacy"
-    # Either way the environment owns this flag's splits: as in the seed, COORDINATOR_ENGINE
+    # Either way the environment owns this flag's splits: as with hand-written switches, COORDINATOR_ENGINE
     # alone means "this engine", so it also rolls back a canary that a file defines.
     rules = [rule for rule in flag.get("rules", []) if not isinstance(rule, dict) or "split" not in rule]
     if not ab_testing:
@@ -163,6 +172,16 @@ def _split(env: Mapping[str, str], issues: list[ConfigIssue]) -> float | None:
     return share
 
 
+def _unknown(error: Any) -> str:
+    """ "unknown setting; did you mean TURNOUT_TELEMETRY__SNAPSHOT_INTERVAL_S?" where one is close."""
+    loc = tuple(error["loc"])
+    close = closest_key(loc)
+    if close is None:
+        return "unknown setting (check for a typo)"
+    setting = "__".join(str(part).upper() for part in (*loc[:-1], close))
+    return f"unknown setting; did you mean TURNOUT_{setting}?"
+
+
 def _setting(parts: list[str], raw: str) -> tuple[Any, str | None]:
     """The value a setting holds (JSON if it parses, else the text) or why it is invalid.
 
@@ -171,8 +190,10 @@ def _setting(parts: list[str], raw: str) -> tuple[Any, str | None]:
     """
     try:
         candidates = [json.loads(raw), raw]
-    except ValueError:
+    except (ValueError, RecursionError):
         candidates = [raw]
+    if too_deep(candidates[0], "") is not None:
+        return None, depth_message()
     problem: str | None = None
     for value in candidates:
         tree: Any = value
@@ -182,9 +203,7 @@ def _setting(parts: list[str], raw: str) -> tuple[Any, str | None]:
             TurnoutConfig.model_validate(tree)
         except ValidationError as exc:
             error = exc.errors()[0]
-            problem = problem or (
-                "unknown setting (check for a typo)" if error["type"] == "extra_forbidden" else error["msg"]
-            )
+            problem = problem or (_unknown(error) if error["type"] == "extra_forbidden" else error["msg"])
             continue
         return value, None
     return None, problem

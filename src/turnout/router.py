@@ -18,9 +18,12 @@ from turnout.context import RoutingContext, _current, current_context
 from turnout.decision import Decision, Reason
 from turnout.engines import Engine
 from turnout.environment import apply_environment
-from turnout.errors import ConfigError, TurnoutError
+from turnout.errors import ConfigError, TurnoutError, UnknownFlagError
 from turnout.failures import Failures
 from turnout.intent.signal import classify
+from turnout.privacy import Privacy
+from turnout.redact import redact_text
+from turnout.references import attribute_issues, fallback_issues, variant_issues
 from turnout.rollouts import Rollouts
 from turnout.snapshot import Builder, Snapshot, event_tracker, needs_restart
 from turnout.telemetry.hub import Telemetry
@@ -80,10 +83,14 @@ class Turnout:
             if watch and self._path is not None
             else None
         )
+        # Engines registered in code are known once the app starts or first decides; until
+        # then a fallback may name one that is not registered yet.
+        self._engines_known = False
         self._snapshot = self._build(
             self._validate(config if config is not None else {}), str(path) if path else None
         )
         self.events = event_tracker(self._snapshot.config, event_sinks, self.failures)
+        self._apply_privacy(self._snapshot.config)
         self.rollouts = Rollouts(
             self._builder.gates,
             lambda: self._snapshot.config,
@@ -96,7 +103,7 @@ class Turnout:
     @classmethod
     def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:
         """Load a TOML or JSON file; the environment (`os.environ` by default) overrides it."""
-        return cls(load_file(path), path=path, env=env, **kwargs)
+        return cls(load_file(path), path=path, env=os.environ if env is None else env, **kwargs)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:
@@ -118,13 +125,35 @@ class Turnout:
     ) -> TurnoutConfig:
         if isinstance(config, TurnoutConfig):
             return config
-        environ = os.environ if self._env is None else self._env
+        # Only `from_file`/`from_env` (or an explicit `env=`) read the environment: a config
+        # built in code means what it says.
         return validate_config(
-            apply_environment(config, environ), source=source or (str(self._path) if self._path else None)
+            apply_environment(config, self._env or {}),
+            source=source or (str(self._path) if self._path else None),
         )
 
     def _build(self, config: TurnoutConfig, source: str | None) -> Snapshot:
-        return self._builder.build(config, source, getattr(self, "_snapshot", None))
+        snapshot = self._builder.build(config, source, getattr(self, "_snapshot", None))
+        if self._engines_known:
+            self._check_fallbacks(snapshot)
+        for issue in attribute_issues(config):
+            _log.warning("turnout.attribute_unprovided", setting=issue.path, note=issue.message)
+        return snapshot
+
+    def _check_fallbacks(self, snapshot: Snapshot) -> None:
+        """Raise a ConfigError for each fallback naming an engine neither declared nor registered."""
+        issues = fallback_issues(snapshot.config, snapshot.engines.engines)
+        if issues:
+            raise ConfigError(issues, source=snapshot.source)
+
+    def _engines_now_known(self, snapshot: Snapshot) -> None:
+        """At the first decision of an app never started: report fallbacks to missing engines."""
+        self._engines_known = True
+        try:
+            self._check_fallbacks(snapshot)
+        except ConfigError as exc:
+            # A decision never raises: the request is served, the problem logged once and counted.
+            self.failures.record("config", exc)
 
     def reload(self, config: TurnoutConfig | Mapping[str, Any] | str | Path | None = None) -> TurnoutConfig:
         """Swap in a new config atomically; if it does not validate, the old one stays and this raises."""
@@ -140,19 +169,38 @@ class Turnout:
                 source, data = None, config
             snapshot = self._build(self._validate(data, source), source)
         except (ConfigError, TurnoutError) as exc:
+            self.failures.record("config.reload", exc, log=False)  # logged just below, every time
             _log.error(
-                "turnout.reload_failed", error=str(exc), note="the previous configuration stays in force"
+                "turnout.reload_failed",
+                error=redact_text(str(exc)),
+                note="the previous configuration stays in force",
             )
             raise
+        dropped = sorted(set(self._snapshot.flags) - set(snapshot.flags))
         previous, self._snapshot = self._snapshot.config, snapshot
+        if dropped:
+            _log.warning(
+                "turnout.reload_dropped_flags",
+                flags=dropped,
+                note="requests that still name them get their last default (reason ERROR)",
+            )
         # Health thresholds apply at once; running loops keep their exporters, sinks and intervals.
         self.telemetry.config = snapshot.config.telemetry
+        self._apply_privacy(snapshot.config)
         later = needs_restart(previous, snapshot.config)
         if later:
             _log.warning("turnout.reload_needs_restart", settings=later,
                          note="these settings take effect when the app restarts")  # fmt: skip
         _log.info("turnout.reloaded", source=source, flags=sorted(snapshot.flags))
         return snapshot.config
+
+    def _apply_privacy(self, config: TurnoutConfig) -> None:
+        """Hand the privacy settings to every part that writes spans, logs or events."""
+        privacy = Privacy(config.privacy)
+        self.telemetry.tracing.privacy = privacy
+        self.events.privacy = privacy
+        self.failures.exception_text = config.privacy.exception_text
+        self.failures.exception_text_length = config.privacy.exception_text_length
 
     # -- events --------------------------------------------------------------------------
 
@@ -214,17 +262,17 @@ class Turnout:
         return kind(self, context, self._decide(snapshot, flag, context), snapshot)
 
     def _decide(self, snapshot: Snapshot, flag: str, ctx: RoutingContext) -> Decision:
+        if not self._engines_known:
+            self._engines_now_known(snapshot)
         compiled = snapshot.flags.get(flag)
         if compiled is None:
-            self.failures.record("decide", KeyError(flag), flag=flag)
-            self.telemetry.metrics.record("decide", 0.0, False, "KeyError")
-            return Decision(flag, "", None, Reason.ERROR, error=f"unknown flag {flag!r}")
+            return self._unknown_flag(snapshot, flag, ctx)
         started = perf_counter()
         try:
             decision = compiled.evaluate(ctx, self._clock, self._intent_view_of)
         except Exception as exc:
             self.failures.record("decide", exc, flag=flag)
-            decision = compiled.error(f"{type(exc).__name__}: {exc}")
+            decision = compiled.error(self.telemetry.tracing.privacy.error_text(exc))
         telemetry = self.telemetry
         telemetry.metrics.record(
             "decide", (perf_counter() - started) * 1000.0, decision.reason is not Reason.ERROR
@@ -234,6 +282,18 @@ class Turnout:
             telemetry.metrics.expose(decision.experiment, flag, decision.variant)
             self.events.exposure(decision, context=ctx)
         ctx.decisions[flag] = decision
+        return decision
+
+    def _unknown_flag(self, snapshot: Snapshot, flag: str, ctx: RoutingContext) -> Decision:
+        # Counted and logged once per process; the request is served by the flag's last
+        # default (a reload removed it) or `routing.default_engine`, never by "no engine".
+        self.failures.record("decide", UnknownFlagError(flag), flag=flag)
+        self.telemetry.metrics.record("decide", 0.0, False, "UnknownFlagError")
+        decision = snapshot.fallback_decision(flag) or Decision(
+            flag, "", None, Reason.ERROR, error=f"unknown flag {flag!r}"
+        )
+        if decision.engine is not None:
+            ctx.decisions[flag] = decision
         return decision
 
     async def run(self, flag: str, *args: Any, context: RoutingContext | None = None, **kwargs: Any) -> Any:
@@ -309,19 +369,18 @@ class Turnout:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start background work (config watching, guardrail checks); warn about variants with no engine."""
+        """Start background work (config watching, guardrail checks); check the engines the config names.
+
+        A fallback naming an engine neither declared nor registered in code raises `ConfigError`;
+        a variant with no engine is a warning (its requests get the default engine).
+        """
         snapshot = self._snapshot
-        for key, flag in snapshot.flags.items():
-            missing = [
-                v for v, e in flag.engines.items() if e is not None and e not in snapshot.engines.engines
-            ]
-            if missing:
-                _log.warning(
-                    "turnout.engines_missing",
-                    flag=key,
-                    variants=missing,
-                    note="requests for these variants are served by the default engine",
-                )
+        self._check_fallbacks(snapshot)
+        self._engines_known = True
+        for issue in variant_issues(snapshot.config, snapshot.engines.engines):
+            _log.warning(
+                "turnout.engines_missing", setting=issue.path, variants=issue.value, note=issue.message
+            )
         try:
             if self._watcher is not None:
                 self._watcher.start()
@@ -361,7 +420,7 @@ class Turnout:
         return self.telemetry.metrics.measure(component)
 
     def metrics_app(self) -> ASGIApp:
-        """Prometheus' `/metrics` endpoint as an ASGI app: `app.mount("/metrics", turnout.metrics_app())`."""
+        """Prometheus' endpoint as an ASGI app: `app.add_route("/metrics", turnout.metrics_app())`."""
         return self.telemetry.metrics_app()
 
     # -- faces ---------------------------------------------------------------------------

@@ -34,6 +34,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import structlog
+
 from turnout.config import EventsConfig, PluginsConfig
 from turnout.context import RoutingContext
 from turnout.decision import Decision
@@ -54,9 +56,13 @@ from turnout.events.model import (
 )
 from turnout.events.sinks import EventSink, sink_from_url
 from turnout.failures import Failures
+from turnout.privacy import Privacy
 from turnout.types import Clock
 
 _MAX_NAMES = 10_000
+_log = structlog.get_logger("turnout")
+DROPPED_ID = "redacted"
+"""The distinct_id of every event when `privacy.targeting_key = "drop"`."""
 _live: weakref.WeakSet[EventTracker] = weakref.WeakSet()
 
 
@@ -86,7 +92,7 @@ class EventTracker:
         exposure_cache_size: int = 100_000,
         retry_base_s: float = 0.5,
         retry_max_s: float = 30.0,
-        write_timeout_s: float = 30.0,
+        write_timeout_s: float | None = None,
     ) -> None:
         self.config = config = config or EventsConfig()
         self.failures = failures or Failures()
@@ -100,13 +106,15 @@ class EventTracker:
         self._drop_oldest = config.overflow == "drop_oldest"
         self._exposure_cap = exposure_cache_size
         self._names: set[str] = set()
+        self.privacy = Privacy()
+        """How distinct and session ids are stored (the configuration's, set by `Turnout`)."""
         self.lanes = make_lanes(
             sinks,
             config,
             self.failures,
             retry_base_s=retry_base_s,
             retry_max_s=retry_max_s,
-            write_timeout_s=write_timeout_s,
+            write_timeout_s=config.sink_timeout_s if write_timeout_s is None else write_timeout_s,
         )
         self._delivery = Delivery(
             self.lanes,
@@ -153,6 +161,7 @@ class EventTracker:
         self._exposures: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self.tracked = self.invalid = self.deduplicated = self._dropped = 0
         self._closed = False
+        self._unattended = True  # nothing delivers until start() (or a flush() call)
         self._delivery.reset()
         for lane in self.lanes:
             lane.clear()
@@ -234,10 +243,18 @@ class EventTracker:
                 "events", EventsClosed("tracked after stop(); not delivered"), event_name=name
             )
             return False
+        if self._unattended:
+            self._warn_unattended(name)
         distinct_id, session_id = who_of(who)
         explicit = props.get("session_id", sid)
         if explicit is not None and type(explicit) is str:
             session_id = explicit
+        privacy = self.privacy
+        if not privacy.keep_keys:
+            distinct_id = privacy.key(distinct_id) or DROPPED_ID
+            session_id = privacy.key(session_id)
+            if "session_id" in props:
+                props = {**props, "session_id": session_id}
         epoch = self._clock() if stamp is None else to_epoch(stamp)
         queue = self._queue
         with self._lock:
@@ -257,6 +274,15 @@ class EventTracker:
         self.failures.record("events", QueueOverflow(f"queue full ({self._capacity})"), event_name=name)
         return self._drop_oldest
 
+    def _warn_unattended(self, name: str) -> None:
+        self._unattended = False  # once per tracker
+        _log.warning(
+            "turnout.events_not_started",
+            event_name=name,
+            note="events are queued but nothing delivers them: start turnout (`await turnout.start()` or "
+            "`lifespan=turnout.lifespan`), or call `turnout.events.flush()` before the program exits",
+        )
+
     def _reject(self, exc: Exception, name: object) -> bool:
         with self._lock:
             self.invalid += 1
@@ -275,6 +301,7 @@ class EventTracker:
         if self._pid != os.getpid():
             self._reset()
         self._closed = False
+        self._unattended = False
         if self.enabled:
             await self._delivery.start()
 
@@ -294,6 +321,7 @@ class EventTracker:
         """`aflush` for sync code (scripts, CLI, threads); never call it on the tracker's loop."""
         if self._pid != os.getpid():
             self._reset()
+        self._unattended = False
         return self._delivery.flush_sync(self.config.shutdown_timeout_s if timeout_s is None else timeout_s)
 
     @property
