@@ -215,6 +215,19 @@ async def test_a_restarted_process_resumes_where_the_rollout_stands(make_canary:
     assert third.treated() == set()
 
 
+async def test_a_store_that_cannot_be_read_when_made_is_counted(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'turnout_state.db'}"
+    (tmp_path / "turnout_state.db").write_text("not a database")
+    canary = Canary(url, FakeClock())
+    assert canary.turnout.failures.count("rollouts") == 1
+    assert len(canary.treated()) > 0  # served at the first step
+
+
+def test_making_a_turnout_creates_no_state_file(tmp_path: Path) -> None:
+    Canary(f"sqlite:///{tmp_path / 'turnout_state.db'}", FakeClock())
+    assert not (tmp_path / "turnout_state.db").exists()
+
+
 async def test_a_rollout_before_its_start_is_not_checked(make_canary: MakeCanary) -> None:
     canary = make_canary(FakeClock(START - 10 * INTERVAL))
     canary.failing = True
@@ -262,10 +275,9 @@ def test_a_time_only_rollout_warns_at_load(state_url: str) -> None:
 async def test_a_broken_store_fails_open(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     canary = Canary(f"sqlite:///{tmp_path / 'file' / 'state.db'}", FakeClock())
-    assert canary.turnout.failures.count("rollouts") == 1  # reading the state when made
     await canary.traffic()
     await canary.turnout.rollouts.tick()
-    assert canary.turnout.failures.count("rollouts") == 2
+    assert canary.turnout.failures.count("rollouts") == 1
     assert len(canary.treated()) > 0  # served at the first step meanwhile
 
 

@@ -27,7 +27,7 @@ from turnout.rollouts.notifiers import Notice, Notifier, build_notifiers
 from turnout.rollouts.progress import Change, RolloutError, RolloutState, State, after_checks, by_hand
 from turnout.rollouts.status import Guarded, RolloutStatus, guarded_rules
 from turnout.rollouts.windows import WindowRecorder, merge_windows
-from turnout.state import AuditEntry, LeaderLock, StateStore, Window, open_store, state_url
+from turnout.state import AuditEntry, LeaderLock, StateStore, Window, may_hold_state, open_store, state_url
 from turnout.telemetry.metrics import MetricsRegistry
 from turnout.telemetry.snapshot import process_name
 from turnout.types import Clock
@@ -175,8 +175,9 @@ class Rollouts:
         `Turnout` does this when it is made, so even an app that never calls `start()` does not
         serve the first step of a rollout that is further on, or rolled back.
         """
-        if not guarded_rules(self._config()):
-            return
+        config = self._config()
+        if not guarded_rules(config) or not may_hold_state(state_url(config)):
+            return  # a first run (or `turnout validate`) creates no state file
         try:
             self.refresh()
         except Exception as exc:
