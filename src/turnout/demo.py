@@ -149,6 +149,7 @@ def run_demo(*, users: int = 3000, seed: int = 7) -> int:
 
     metrics = turnout.config.telemetry.jsonl_path
     dashboard_main(metrics, None, False, console=console, telemetry=turnout.config.telemetry)
+    _print_report(console, turnout.config)
     sink = turnout.config.events.sink
     if sink.startswith("sqlite:///"):
         sink = str(Path(sink.removeprefix("sqlite:///")).resolve())
@@ -163,6 +164,7 @@ def run_demo(*, users: int = 3000, seed: int = 7) -> int:
         f"{turnout_cmd} dashboard {metrics}",
         f"{turnout_cmd} events summary",
         f"{turnout_cmd} validate examples/chat_coordinators/turnout.toml",
+        f"{turnout_cmd} report workflow-canary --config examples/chat_coordinators/turnout.toml --by intent",
         f"{python} -m uvicorn examples.chat_coordinators.app:app",
     ):
         console.print(f"  {command}", soft_wrap=True, highlight=False)
@@ -235,3 +237,17 @@ def _print_split(console: Any, served: Counter[tuple[str, str]]) -> None:
     console.print("  everyone else -> workflow-canary: 90% legacy, 10% workflow, sticky per user")
     if "failed" in variants:
         console.print("  failed: no engine could answer, fallbacks included; the client got a 503")
+
+
+def _print_report(console: Any, config: Any) -> None:
+    """The canary's experiment report: metrics against control and the verdict."""
+    try:
+        from turnout.analysis import report
+        from turnout.analysis.render import render_text
+
+        text = render_text(report("workflow-canary", config=config))
+    except Exception as exc:  # the demo's traffic already ran; say why the report is missing
+        console.print(f"\n(no experiment report: {type(exc).__name__}: {exc})", markup=False)
+        return
+    console.print("\n[bold]turnout report workflow-canary[/]")
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
