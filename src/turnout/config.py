@@ -558,7 +558,7 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
             elif rule.rollout is not None:
                 yield ConfigIssue(f"{rpath}.rollout", rule.rollout.model_dump(), "a rollout needs a `split`")
             if rule.guardrails is not None:
-                yield from _check_guardrails(rpath, rule)
+                yield from _check_guardrails(rpath, rule, config.metrics)
             if rule.when is not None:
                 try:
                     compile_condition(rule.when, path=f"{rpath}.when")
@@ -655,7 +655,9 @@ def _shared_guarded_experiments(config: TurnoutConfig) -> Iterator[ConfigIssue]:
                 seen[rule.experiment] = path.removesuffix(".experiment")
 
 
-def _check_guardrails(rpath: str, rule: RuleConfig) -> Iterator[ConfigIssue]:
+def _check_guardrails(
+    rpath: str, rule: RuleConfig, metrics: Mapping[str, MetricConfig]
+) -> Iterator[ConfigIssue]:
     guardrails = rule.guardrails
     if guardrails is None:
         return
@@ -687,6 +689,14 @@ def _check_guardrails(rpath: str, rule: RuleConfig) -> Iterator[ConfigIssue]:
                 check.metric,
                 "a margin against control needs a rate or a mean (success_rate, error_rate, mean_ms, "
                 "or a custom metric): a percentile has no confidence interval here",
+            )
+        defined = metrics.get(check.metric)
+        if defined is not None and defined.type == "proportion":
+            yield ConfigIssue(
+                f"{cpath}.metric",
+                check.metric,
+                "a proportion metric is computed per user from events, for reports; guardrails check "
+                "per-request values (a mean metric recorded with turnout.record)",
             )
         if check.metric in RATE_METRICS and given in (["max"], ["min"]):
             bound = check.max if check.max is not None else check.min
