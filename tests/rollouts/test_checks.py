@@ -268,6 +268,16 @@ def test_a_custom_metric_where_up_is_good_follows_its_metrics_definition() -> No
     assert as_cost.outcome is Outcome.PASS  # read as a cost, lower is better
 
 
+def test_a_relative_margin_on_a_control_mean_of_zero_is_inconclusive() -> None:
+    free = window(500, cost_usd=[500.0, 0.0, 0.0])
+    paid = window(500, cost_usd=[500.0, 5.0, 0.06])
+    (result,) = check(margin("cost_usd", 0.1), paid, free)
+    assert result.outcome is Outcome.INCONCLUSIVE
+    assert result.reason == (
+        "workflow cost_usd vs legacy: inconclusive, a relative lift needs a control mean other than 0"
+    )
+
+
 def test_a_proportion_metric_cannot_be_a_guardrail_check() -> None:
     config = canary({"checks": [{"metric": "resolved", "min": 0.5}]})
     config["metrics"] = {"resolved": {"type": "proportion", "event": "session.resolved"}}

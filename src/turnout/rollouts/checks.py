@@ -8,6 +8,7 @@ worst end is within the margin, so noise cannot pass a worse treatment.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -197,6 +198,9 @@ def _against_control(
         _summary(metric, control), _summary(metric, treatment), relative=relative, alpha=guardrails.alpha
     )
     low, high = result.ci
+    if (relative and c_value == 0) or not (math.isfinite(low) and math.isfinite(high)):
+        reason = f"{what} vs {control_name}: inconclusive, {result.warning or 'no confidence interval'}"
+        return CheckResult(name, variant, Outcome.INCONCLUSIVE, None, margin, min(t_n, c_n), reason)
     # The worst difference the interval allows, signed so that positive means "worse".
     worst = -low if higher_is_better else high
     failed = worst > margin
