@@ -310,3 +310,13 @@ async def test_values_of_experiments_without_guardrails_are_not_kept(make_canary
     rollouts.observe("wf-canary", "workflow", "cost_usd", float("nan"))
     assert rollouts._recorder.cut("some-other-experiment") == {}
     assert rollouts._recorder.cut("wf-canary") == {}
+
+
+def test_a_reload_names_state_and_notifier_changes_as_needing_a_restart(state_url: str) -> None:
+    config = canary_config(state_url)
+    turnout = Turnout(config, env={})
+    changed = {**config, "state": {"url": state_url + ".other"}, "rollouts": {"notifiers": ["log"]}}
+    with capture_logs() as logs:
+        turnout.reload(changed)
+    warning = next(entry for entry in logs if entry["event"] == "turnout.reload_needs_restart")
+    assert {"state", "rollouts"} <= set(warning["settings"])
