@@ -233,7 +233,8 @@ def _plugins() -> int:
         print("No turnout plugins installed.")
         print("The first-party ones: pip install turnout-langgraph turnout-posthog")
         print("(LangGraph engines; the PostHog exporter and event sink). Others register under the")
-        print("entry-point groups turnout.engines, turnout.exporters, turnout.sinks, turnout.classifiers.")
+        print("entry-point groups turnout.engines, turnout.exporters, turnout.sinks, turnout.classifiers,")
+        print("turnout.notifiers.")
         return 0
     header = ("group", "name", "distribution", "version", "loads")
     rows = [
