@@ -78,6 +78,8 @@ class EngineConfig(_Model):
     timeout_ms: float | None = Field(default=None, gt=0)
     fallback: str | None = None
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    shadow_safe: bool = True
+    """False when the engine has side effects (writes, payments, emails): it may never run as a shadow."""
 
 
 class RolloutConfig(_Model):
@@ -97,6 +99,33 @@ class GuardrailsConfig(_Model):
     action: Literal["rollback", "pause", "alert"] = "rollback"
 
 
+class ShadowConfig(_Model):
+    """Run a candidate engine beside the served one on a sampled share of traffic; it is never served."""
+
+    engine: str
+    """The candidate engine: called with the served call's arguments, its result only compared."""
+    sample: Fraction = 0.05
+    """Share of targeting keys shadowed; sticky, so the same users are shadowed every time."""
+    seed: str | None = None
+    """Salt of the sampling hash (default `shadow:<flag>:<engine>`), independent of any split."""
+    max_concurrency: int = Field(default=4, ge=1)
+    """Most calls of this shadow running at once in a process."""
+    queue_size: int = Field(default=100, ge=0)
+    """Calls waiting for a free slot; a sample arriving when the queue is full is skipped and counted."""
+    timeout_ms: float = Field(default=5000.0, gt=0)
+    """A shadow call running longer is abandoned and counted as a timeout."""
+    comparator: str = "normalised"
+    """How results are compared: exact, normalised, json, a `turnout.comparators` plugin or "module:attr"."""
+    match_score: Fraction = 1.0
+    """A comparator that gives only a score counts a match from this score on."""
+    mismatch_samples: int = Field(default=20, ge=0)
+    """Worst mismatches kept per (flag, served engine, shadow engine, intent) for inspection; 0 keeps none."""
+    sample_inputs: bool = True
+    """Keep the call's arguments in mismatch samples (false keeps the two results only)."""
+    sample_chars: int = Field(default=300, ge=0, le=100_000)
+    """Longest argument or result text kept in a mismatch sample (credentials masked, longer text cut)."""
+
+
 class RuleConfig(_Model):
     """One targeting rule: a condition, then a fixed variant or a split."""
 
@@ -109,6 +138,8 @@ class RuleConfig(_Model):
     seed: str | None = None
     guardrails: GuardrailsConfig | None = None
     enabled: bool = True
+    shadow: ShadowConfig | None = None
+    """A candidate engine to run beside the one this rule serves (overrides the flag's `shadow`)."""
 
 
 class FlagConfig(_Model):
@@ -123,6 +154,8 @@ class FlagConfig(_Model):
     allow_overrides: bool = False
     overrides: dict[str, str] = Field(default_factory=dict)
     rules: list[RuleConfig] = Field(default_factory=list)
+    shadow: ShadowConfig | None = None
+    """A candidate engine to run beside whichever engine serves this flag."""
 
 
 class IntentConfig(_Model):
@@ -267,6 +300,7 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
         if engine.fallback is not None and engine.fallback not in config.engines:
             yield ConfigIssue(f"{path}.fallback", engine.fallback, _unknown("engine", config.engines))
     yield from _fallback_cycles(config)
+    yield from _check_shadows(config)
     for key, flag in config.flags.items():
         path = f"flags.{key}"
         declared = set(flag.variants)
@@ -334,6 +368,28 @@ def _check_split(rpath: str, rule: RuleConfig, flag: FlagConfig) -> Iterator[Con
                 None,
                 "a rollout needs a fixed `start` (e.g. 2026-12-01T09:00:00Z) so every process and restart "
                 "agree on its step",
+            )
+
+
+def shadow_settings(config: TurnoutConfig) -> Iterator[tuple[str, str, str | None, ShadowConfig]]:
+    """(path, flag, rule name or None for the flag's own, settings) of every configured shadow."""
+    for key, flag in config.flags.items():
+        if flag.shadow is not None:
+            yield f"flags.{key}.shadow", key, None, flag.shadow
+        for index, rule in enumerate(flag.rules):
+            if rule.shadow is not None:
+                yield f"flags.{key}.rules[{index}].shadow", key, rule.name or f"rule-{index}", rule.shadow
+
+
+def _check_shadows(config: TurnoutConfig) -> Iterator[ConfigIssue]:
+    # Engines registered in code are checked when they are (`add_engine(..., shadow_safe=False)`).
+    for path, _, _, shadow in shadow_settings(config):
+        engine = config.engines.get(shadow.engine)
+        if engine is not None and not engine.shadow_safe:
+            yield ConfigIssue(
+                f"{path}.engine",
+                shadow.engine,
+                f"engines.{shadow.engine}.shadow_safe is false: this engine may not run as a shadow",
             )
 
 

@@ -1,6 +1,7 @@
 """Plugins discovered through entry points: a name maps to a factory.
 
-Groups: `turnout.engines`, `turnout.exporters`, `turnout.sinks`, `turnout.classifiers`.
+Groups: `turnout.engines`, `turnout.exporters`, `turnout.sinks`, `turnout.classifiers`,
+`turnout.comparators`.
 Discovery is cached per process. `TURNOUT_DISABLE_PLUGIN_AUTOLOAD=1` turns it off and
 `[plugins] block = [...]` hides plugins by name (or `group:name`); a config can always name
 a factory directly as `"package.module:attribute"`, which needs no discovery.
@@ -18,7 +19,13 @@ from typing import Any
 
 from turnout.errors import TurnoutError, redact
 
-GROUPS = ("turnout.engines", "turnout.exporters", "turnout.sinks", "turnout.classifiers")
+GROUPS = (
+    "turnout.engines",
+    "turnout.exporters",
+    "turnout.sinks",
+    "turnout.classifiers",
+    "turnout.comparators",
+)
 DISABLE_ENV = "TURNOUT_DISABLE_PLUGIN_AUTOLOAD"
 
 
