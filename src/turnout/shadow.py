@@ -386,10 +386,14 @@ class ShadowRunner:
             if job.engine is None:
                 raise TurnoutError(f"shadow engine {plan.engine!r} is not registered")
             result = await self._call(lane, job.engine, job, settings.timeout_ms / 1000)
-        except _Deadline:
+        except _Deadline as late:
             self.stats.failed(key, samples, None)
             if span is not None:
                 span.set_status(StatusCode.ERROR, f"no result within {settings.timeout_ms:g} ms")
+            if late.thread is not None:
+                # A sync call past its deadline keeps its slot until its thread is free, so the
+                # bound on calls running at once stays true.
+                await asyncio.wait([late.thread])
             return
         except Exception as exc:
             self.stats.failed(key, samples, type(exc).__name__)
@@ -437,10 +441,9 @@ class ShadowRunner:
                     return result
             except TimeoutError:
                 if deadline.expired():
-                    raise _Deadline from None
+                    raise _Deadline(None) from None
                 raise
-        # A sync engine runs in the shadow's own threads, never in the pool served calls use. A
-        # call past its deadline keeps its slot until its thread is free: the bound stays true.
+        # A sync engine runs in the shadow's own threads, never in the pool served calls use.
         call = functools.partial(engine.func, *job.args, **job.kwargs)
         future = asyncio.get_running_loop().run_in_executor(
             self._pool(lane, job.plan.settings.max_concurrency), contextvars.copy_context().run, call
@@ -450,8 +453,7 @@ class ShadowRunner:
                 result = await asyncio.shield(future)
         except TimeoutError:
             if deadline.expired():
-                await asyncio.wait([future])
-                raise _Deadline from None
+                raise _Deadline(future) from None
             raise
         if inspect.isawaitable(result):
             result = await result
@@ -492,6 +494,10 @@ class ShadowRunner:
 
 class _Deadline(Exception):
     """The shadow's own timeout expired (not a TimeoutError the engine raised)."""
+
+    def __init__(self, thread: asyncio.Future[Any] | None) -> None:
+        super().__init__()
+        self.thread = thread
 
 
 def defer_shadows() -> tuple[list[ShadowJob], contextvars.Token[list[ShadowJob] | None]]:
