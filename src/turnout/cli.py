@@ -38,6 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary_cmd.add_argument("url", nargs="?", default="sqlite:///turnout_events.db")
     summary_cmd.add_argument("--since", default="30d", help="e.g. 7d, 30d, 24h")
 
+    from turnout.shadow_report import add_shadow_commands
+
+    shadow = commands.add_parser("shadow", help="how shadow engines compare with the served ones")
+    add_shadow_commands(shadow.add_subparsers(dest="shadow_command", required=True))
+
     dash = commands.add_parser("dashboard", help="per-engine and per-variant metrics from metrics.jsonl")
     dash.add_argument("path", nargs="?", default="logs/metrics.jsonl")
     dash.add_argument("--since", help="only the last N (e.g. 30m, 24h, 7d), from per-interval windows")
@@ -60,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from turnout.events.summary import summary_main
 
         return summary_main(args.url, args.since)
+    if args.command == "shadow":
+        from turnout.shadow_report import run_shadow_command
+
+        return run_shadow_command(args)
     if args.command == "intent":
         from turnout.intent.cli import run_intent_command
 
