@@ -125,6 +125,7 @@ def run_demo(*, users: int = 3000, seed: int = 7) -> int:
 
     metrics = turnout.config.telemetry.jsonl_path
     dashboard_main(metrics, None, False, console=console, telemetry=turnout.config.telemetry)
+    _print_shadows(console, turnout)
     sink = turnout.config.events.sink
     if sink.startswith("sqlite:///"):
         sink = str(Path(sink.removeprefix("sqlite:///")).resolve())
@@ -135,6 +136,7 @@ def run_demo(*, users: int = 3000, seed: int = 7) -> int:
     console.print("Try next:")
     console.print(f"  {turnout_cmd} dashboard {metrics}")
     console.print(f"  {turnout_cmd} events summary")
+    console.print(f"  {turnout_cmd} shadow report coordinator {metrics}")
     console.print(f"  {turnout_cmd} validate examples/chat_coordinators/turnout.toml")
     console.print(
         f"  {python} -m uvicorn examples.chat_coordinators.app:app --port 8000   # POST /chat, GET /metrics/"
@@ -169,3 +171,26 @@ def _print_split(console: Any, served: Counter[tuple[str, str]]) -> None:
         total = sum(served[(plan, v)] for v in variants) or 1
         table.add_row(plan, *(f"{served[(plan, v)]:,} ({served[(plan, v)] / total:.0%})" for v in variants))
     console.print(table)
+
+
+def _print_shadows(console: Any, turnout: Any) -> None:
+    """Per intent, how the shadow engines agreed with the served ones during this run."""
+    from rich.table import Table
+
+    from turnout.shadow_report import HEADER, live_report, row_cells
+
+    for flag, shadows in turnout.telemetry.live()["shadows"].items():
+        report = live_report(flag, shadows)
+        for total in report.totals():
+            table = Table(
+                title=f"shadow run: {total.shadow} beside {total.served} (flag {flag}; never served, "
+                "compared per intent)"
+            )
+            table.add_column(HEADER[0], no_wrap=True)
+            for name in HEADER[1:]:
+                table.add_column(name, justify="right")
+            rows = [r for r in report.rows if (r.served, r.shadow) == (total.served, total.shadow)]
+            for row in rows:
+                table.add_row(*row_cells(row))
+            table.add_row(*row_cells(total), style="bold")
+            console.print(table)

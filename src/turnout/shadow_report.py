@@ -199,25 +199,43 @@ def shadow_report(
             newest[process] = (stamp, shadows)
         windows.append(shadows)
         mismatches.extend(_mismatches(shadows))
-    rows: dict[tuple[str, str, str], IntentResult] = {}
     chosen = windows if cutoff is not None else [shadows for _, shadows in newest.values()]
-    for shadows in chosen:
-        for pair in shadows.values():
-            for intent, figures in (pair.get("intents") or {}).items():
-                key = (str(pair.get("served")), str(pair.get("shadow")), str(intent))
-                row = rows.setdefault(key, IntentResult(*key))
-                row.add((figures.get("window") or {}) if cutoff is not None else figures)
     mismatches.sort(key=lambda sample: float(sample.get("score", 1.0)))
     return ShadowReport(
         flag=flag,
         path=str(path),
         since=since,
         processes=sorted(newest),
-        rows=[rows[key] for key in sorted(rows)],
+        rows=_rows(chosen, windows=cutoff is not None),
         mismatches=mismatches[:worst],
         lines=lines,
         malformed=malformed,
     )
+
+
+def live_report(
+    flag: str, shadows: Mapping[str, Any], *, source: str = "this process", worst: int = 5
+) -> ShadowReport:
+    """A report from live figures: `turnout.telemetry.live()["shadows"].get(flag, {})`."""
+    samples = [
+        {"served_engine": pair.get("served"), "shadow_engine": pair.get("shadow"), "intent": intent, **sample}
+        for pair in shadows.values()
+        for intent, figures in (pair.get("intents") or {}).items()
+        for sample in figures.get("mismatches") or ()
+    ]
+    samples.sort(key=lambda sample: float(sample.get("score", 1.0)))
+    return ShadowReport(flag, source, None, [source], _rows([shadows], windows=False), samples[:worst], 0, 0)
+
+
+def _rows(chosen: Iterable[Mapping[str, Any]], *, windows: bool) -> list[IntentResult]:
+    rows: dict[tuple[str, str, str], IntentResult] = {}
+    for shadows in chosen:
+        for pair in shadows.values():
+            for intent, figures in (pair.get("intents") or {}).items():
+                key = (str(pair.get("served")), str(pair.get("shadow")), str(intent))
+                row = rows.setdefault(key, IntentResult(*key))
+                row.add((figures.get("window") or {}) if windows else figures)
+    return [rows[key] for key in sorted(rows)]
 
 
 def render_text(report: ShadowReport) -> str:
@@ -232,21 +250,12 @@ def render_text(report: ShadowReport) -> str:
     span = f", last {report.since}" if report.since else ""
     out = [f"shadow report: {report.flag} ({report.path}, {count} process{'es' if count != 1 else ''}{span})"]
     totals = {(t.served, t.shadow): t for t in report.totals()}
-    header = (
-        "intent",
-        "compared",
-        "match rate (95% CI)",
-        "served ms",
-        "shadow ms",
-        "shadow - served ms (95% CI)",
-        "failed",
-        "skipped",
-    )
+    header = HEADER
     for (served, shadow), total in totals.items():
         out.append("")
         out.append(f"served {served}, shadow {shadow}")
         rows = [row for row in report.rows if (row.served, row.shadow) == (served, shadow)]
-        table = [header, *(_cells(row) for row in [*rows, total])]
+        table = [header, *(row_cells(row) for row in [*rows, total])]
         widths = [max(len(line[c]) for line in table) for c in range(len(header))]
         for index, line in enumerate(table):
             cells = [line[0].ljust(widths[0])]
@@ -302,28 +311,47 @@ def run_shadow_command(args: argparse.Namespace) -> int:
     return 0 if report.rows else 1
 
 
-def _cells(row: IntentResult) -> tuple[str, ...]:
+HEADER = (
+    "intent",
+    "compared",
+    "match (95% CI)",
+    "served ms",
+    "shadow ms",
+    "shadow-served ms (95% CI)",
+    "failed",
+    "skipped",
+)
+"""The columns of a report table."""
+
+
+def row_cells(row: IntentResult) -> tuple[str, ...]:
+    """One report row as the texts of `HEADER`'s columns."""
     rate, ci = row.match_rate, row.match_ci
-    match = "-" if rate is None or ci is None else f"{rate:.1%} ({ci[0]:.1%}-{ci[1]:.1%})"
+    match = "-" if rate is None or ci is None else f"{rate:.0%} ({ci[0] * 100:.0f}-{ci[1]:.0%})"
     diff, diff_ci = row.latency_diff_ms, row.latency_diff_ci
     if diff is None:
         latency = "-"
     elif diff_ci is None:
-        latency = f"{diff:+.1f}"
+        latency = _ms(diff, sign=True)
     else:
-        latency = f"{diff:+.1f} ({diff_ci[0]:+.1f} to {diff_ci[1]:+.1f})"
+        latency = f"{_ms(diff, sign=True)} ({_ms(diff_ci[0], sign=True)} to {_ms(diff_ci[1], sign=True)})"
     attempted = row.compared + row.failed
     failed = f"{row.failed} ({row.failed / attempted:.0%})" if attempted else "0"
     return (
         row.intent,
         f"{row.compared:,}",
         match,
-        "-" if row.served_ms is None else f"{row.served_ms:.1f}",
-        "-" if row.shadow_ms is None else f"{row.shadow_ms:.1f}",
+        "-" if row.served_ms is None else _ms(row.served_ms),
+        "-" if row.shadow_ms is None else _ms(row.shadow_ms),
         latency,
         failed,
         f"{row.skipped:,}",
     )
+
+
+def _ms(value: float, *, sign: bool = False) -> str:
+    text = f"{value:+.1f}" if abs(value) < 10 else f"{value:+,.0f}"
+    return text if sign else text.lstrip("+")
 
 
 def _mismatches(shadows: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
