@@ -228,7 +228,7 @@ class Turnout:
     @property
     def shadowing(self) -> bool:
         """Whether the configuration in force runs any shadow engine."""
-        return bool(self._snapshot.shadows)
+        return bool(self._snapshot.shadows.plans)
 
     @property
     def engines(self) -> Mapping[str, Engine]:
@@ -293,7 +293,7 @@ class Turnout:
         """Run the engine a decision chose, on the config it was made with: timeout, fallback, breaker."""
         snapshot = snapshot or self._snapshot
         engine, decision = snapshot.engines.resolve(decision, snapshot.default_of(decision))
-        shadow = snapshot.shadows.plan(decision, ctx) if snapshot.shadows else None
+        shadow = snapshot.shadows.plan(decision, ctx) if snapshot.shadows.plans else None
         token = _current.set(ctx) if _current.get() is not ctx else None
         started = perf_counter()
         try:
@@ -318,7 +318,7 @@ class Turnout:
         """`run_decision` for sync code and sync engines."""
         snapshot = snapshot or self._snapshot
         engine, decision = snapshot.engines.resolve(decision, snapshot.default_of(decision))
-        shadow = snapshot.shadows.plan(decision, ctx) if snapshot.shadows else None
+        shadow = snapshot.shadows.plan(decision, ctx) if snapshot.shadows.plans else None
         token = _current.set(ctx) if _current.get() is not ctx else None
         started = perf_counter()
         try:
