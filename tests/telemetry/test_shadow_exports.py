@@ -1,16 +1,19 @@
-"""Shadow series reach the exporters: metrics.jsonl, Prometheus and the logging exporter."""
+"""Shadow series reach the exporters: metrics.jsonl, Prometheus, OpenTelemetry and logging."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from turnout import RoutingContext, Turnout
 from turnout.telemetry.exporters import LoggingExporter
+from turnout.telemetry.otel import OtelExporter
 
 
 def make(tmp_path: Path) -> Turnout:
@@ -76,3 +79,32 @@ async def test_the_logging_exporter_logs_a_line_per_shadow_series(tmp_path: Path
     (line,) = [entry for entry in logs if entry["event"] == "turnout.shadow"]
     assert (line["served"], line["shadow"], line["compared"]) == ("legacy", "graph", 3)
     assert line["match_rate"] == round(2 / 3, 6)
+
+
+async def test_otel_instruments_report_shadow_series(tmp_path: Path) -> None:
+    turnout = make(tmp_path)
+    await run(turnout)
+    reader = InMemoryMetricReader()
+    exporter = OtelExporter(turnout.telemetry.live, meter_provider=MeterProvider(metric_readers=[reader]))
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = {
+        metric.name: {frozenset((p.attributes or {}).items()): p.value for p in metric.data.data_points}
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name.startswith("turnout.shadow.")
+    }
+    series = frozenset(
+        {
+            ("feature_flag.key", "coordinator"),
+            ("turnout.shadow.served_engine", "legacy"),
+            ("turnout.engine.name", "graph"),
+            ("turnout.intent", "unknown"),
+        }
+    )
+    assert points["turnout.shadow.compared"][series] == 3
+    assert points["turnout.shadow.matches"][series] == 2
+    assert points["turnout.shadow.errors"][series] == 0
+    exporter.shutdown()
+    reader.shutdown()
