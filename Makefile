@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test postgres lint typecheck pytest bench clean
+.PHONY: demo test postgres lint typecheck pytest bench docs clean
 
 PLUGINS := plugins/turnout-langgraph plugins/turnout-posthog
 
@@ -34,6 +34,10 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -W error --strict-markers
+
+# docs/config-reference.md is generated from the configuration models (a test checks it).
+docs: $(STAMP)
+	$(BIN)/python -m turnout.config_reference
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_e2e.py --quick

@@ -32,7 +32,7 @@ def make_turnout(
         },
         "http": http or {},
     }
-    turnout = Turnout(config, env={})
+    turnout = Turnout(config)
     for name in VARIANTS:
         turnout.add_engine(name, lambda message, name=name: f"{name}:{message}")
     return turnout

@@ -69,6 +69,66 @@ def test_validate_lists_every_error_and_exits_1(tmp_path: Path, capsys: pytest.C
     assert "fallback cycle" in err
 
 
+IN_CODE = """
+[engines.workflow]
+fallback = "legacy"
+[http]
+attribute_headers = { "X-Plan" = "plan" }
+[flags.coordinator]
+variants = ["legacy", "workflow", "langgraph"]
+default = "legacy"
+  [[flags.coordinator.rules]]
+  when = { plan = "premium", country = "de" }
+  serve = "langgraph"
+"""
+
+APP = """
+from turnout import Turnout
+turnout = Turnout.from_file("turnout.toml")
+
+@turnout.engine("legacy")
+def legacy(message):
+    return message
+
+@turnout.engine("workflow")
+def workflow(message):
+    return message
+"""
+
+
+def test_validate_warns_about_engines_it_cannot_see_and_unprovided_attributes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "turnout.toml").write_text(IN_CODE)
+    assert main(["validate", "turnout.toml"]) == 0
+    out = capsys.readouterr().out
+    assert "turnout.toml: OK" in out
+    assert "3 warnings:" in out
+    assert "engines.workflow.fallback: not declared in this file" in out
+    assert "flags.coordinator.variants: no engine of this name" in out
+    assert "flags.coordinator.rules[0].when.country: no request carries this attribute" in out
+    assert "turnout.attribute_unprovided" not in out  # the log line is not repeated
+
+
+def test_validate_with_the_apps_engines_checks_fallbacks_for_real(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "turnout.toml").write_text(IN_CODE)
+    (tmp_path / "my_app.py").write_text(APP)
+    assert main(["validate", "turnout.toml", "--engines", "my_app:turnout"]) == 0
+    out = capsys.readouterr().out
+    assert "engines.workflow.fallback" not in out
+    assert "(got ['langgraph'])" in out  # the one variant the app does not register
+
+    (tmp_path / "turnout.toml").write_text(IN_CODE.replace('fallback = "legacy"', 'fallback = "legacyy"'))
+    assert main(["validate", "turnout.toml", "--engines", "my_app:turnout"]) == 1
+    err = capsys.readouterr().err
+    assert "engines.workflow.fallback: unknown engine; declared: legacy, workflow (got 'legacyy')" in err
+
+    assert main(["validate", "turnout.toml", "--engines", "my_app:nothing"]) == 1
+    assert "--engines my_app:nothing: cannot import it" in capsys.readouterr().err
+
+
 def test_validate_reports_an_unparsable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "broken.json").write_text("{not json")
     assert main(["validate", "broken.json"]) == 1
@@ -94,3 +154,13 @@ def test_intent_commands_are_wired(capsys: pytest.CaptureFixture[str]) -> None:
         main(["intent", "train", "--help"])
     assert exited.value.code == 0
     assert "--output" in capsys.readouterr().out
+
+
+def test_plugins_with_none_installed_says_how_to_get_them(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("turnout.plugins.installed_plugins", list)
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "No turnout plugins installed." in out
+    assert "pip install turnout-langgraph turnout-posthog" in out

@@ -76,7 +76,7 @@ def row(text: str, label: str) -> str:
     return " │ ".join(cells)
 
 
-def test_reproduces_seed_003_dashboard(tmp_path: Path) -> None:
+def test_reproduces_the_hand_written_dashboard(tmp_path: Path) -> None:
     components = {
         "intent.classify": series(1234, 0.985, 45.2, 40.1, 78.5, 112.3),
         "npc.generate": series(1234, 0.972, 1234.5, 900.0, 2456.7, 3102.1, 4000.0),
@@ -420,3 +420,28 @@ def test_needs_rich(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     dashboard = MetricsReader(str(tmp_path / "m.jsonl")).read()
     with pytest.raises(MissingExtraError):
         render(dashboard)
+
+
+def test_watch_piped_prints_each_refresh_and_fits_120_columns(tmp_path: Path) -> None:
+    errors = {"errors": {"WorkflowStepError": 3, "LLMError": 2}}
+    components = {
+        "decide": series(678, mean=0.15, p50=0.12, p95=0.23, p99=0.42),
+        "engine.langgraph": series(120, 0.983, 249.2, 146.2, 717.0, 776.7, **errors),
+        "engine.workflow": series(54, 0.981, 80.3, 53.8, 197.4, 385.7, **errors),
+        "intent.classify": series(600, mean=0.12, p50=0.08, p95=0.16, p99=0.34),
+    }
+    experiments = canary(series(504, exposures=504, **errors), series(54, exposures=54))
+    path = write(
+        tmp_path / "m.jsonl", line("2026-01-29T12:00:00Z", components=components, experiments=experiments)
+    )
+    out = io.StringIO()
+    console = Console(file=out, width=120)  # a file: not a terminal, as when piped
+    code = dashboard_main(
+        path, None, True, 1.0, console=console, sleep=lambda s: None, now=lambda: NOW, max_refreshes=2
+    )
+    text = out.getvalue()
+    assert code == 0
+    assert text.count("TURNOUT METRICS DASHBOARD") == 2  # both refreshes, one after the other
+    assert max(len(row) for row in text.splitlines()) <= 120
+    assert "(within" not in text and "thresholds)" not in text  # no status cut over two lines
+    assert "A variant counts its requests, fallback time included; an engine, its calls." in text

@@ -53,7 +53,7 @@ def make_turnout(*, sync_engines: bool = False, **extra: Any) -> Turnout:
         "http": {"attribute_headers": {"X-Plan": "plan"}},
         **extra,
     }
-    turnout = Turnout(config, env={})
+    turnout = Turnout(config)
     for name in VARIANTS:
         if sync_engines:
             turnout.add_engine(name, lambda message, name=name: f"{name}:{message}")
@@ -77,7 +77,7 @@ def intent_turnout(classifier: FakeClassifier) -> Turnout:
             }
         },
     }
-    turnout = Turnout(config, classifier=classifier, env={})
+    turnout = Turnout(config, classifier=classifier)
     for name in VARIANTS:
         turnout.add_engine(name, lambda message, name=name: f"{name}:{message}")
     return turnout

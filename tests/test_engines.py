@@ -44,7 +44,7 @@ def config(
 
 
 def serving(engines: dict[str, Any] | None = None, default: str = "primary", **kwargs: Any) -> Turnout:
-    return Turnout(config(default, engines=engines), env={}, **kwargs)
+    return Turnout(config(default, engines=engines), **kwargs)
 
 
 @pytest.fixture
@@ -554,8 +554,7 @@ async def test_open_breaker_without_fallback_raises_circuit_open() -> None:
 
 async def test_variant_without_an_engine_is_served_by_the_default_engine() -> None:
     t = Turnout(
-        config("legacy", variants=("legacy", "workflow"), rules=[{"name": "all", "serve": "workflow"}]),
-        env={},
+        config("legacy", variants=("legacy", "workflow"), rules=[{"name": "all", "serve": "workflow"}])
     )
     t.add_engine("legacy", lambda message: f"legacy:{message}")
 
@@ -638,8 +637,7 @@ async def test_engines_are_imported_from_config_targets(module: Any) -> None:
                 "modern": {"target": f"{name}:modern"},
                 "nested": {"target": f"{name}:Holder.nested"},
             },
-        ),
-        env={},
+        )
     )
 
     assert set(t.engines) == {"legacy", "modern", "nested"}
@@ -664,7 +662,7 @@ def test_bad_targets_fail_at_load_naming_the_field(module: Any, target: str, mes
     bad = target.format(name=name)
 
     with pytest.raises(ConfigError) as info:
-        Turnout(config("legacy", variants=("legacy",), engines={"legacy": {"target": bad}}), env={})
+        Turnout(config("legacy", variants=("legacy",), engines={"legacy": {"target": bad}}))
 
     (issue,) = info.value.issues
     assert issue.path == "engines.legacy.target"
@@ -677,7 +675,7 @@ def test_a_target_module_that_raises_on_import_is_a_config_error(module: Any) ->
     name = module("raise RuntimeError('cannot start without DATABASE_URL')\n")
 
     with pytest.raises(ConfigError) as info:
-        Turnout(config("legacy", variants=("legacy",), engines={"legacy": {"target": f"{name}:x"}}), env={})
+        Turnout(config("legacy", variants=("legacy",), engines={"legacy": {"target": f"{name}:x"}}))
 
     (issue,) = info.value.issues
     assert issue.path == "engines.legacy.target"
@@ -689,7 +687,7 @@ def test_every_bad_target_is_reported_at_once(module: Any) -> None:
     engines = {"a": {"target": f"{name}:nope"}, "b": {"target": f"{name}:VERSION"}}
 
     with pytest.raises(ConfigError) as info:
-        Turnout(config("a", variants=("a", "b"), engines=engines), env={})
+        Turnout(config("a", variants=("a", "b"), engines=engines))
     assert sorted(issue.path for issue in info.value.issues) == ["engines.a.target", "engines.b.target"]
 
 
@@ -854,8 +852,7 @@ async def test_a_hung_sync_engine_does_not_starve_other_engines() -> None:
                 "b": {"variants": ["fast"], "default": "fast"},
             },
             "telemetry": {"exporters": []},
-        },
-        env={},
+        }
     )
     t.add_engine("stuck", lambda message: release.wait(30))
     t.add_engine("fast", lambda message: "ok")

@@ -1,4 +1,4 @@
-"""The seed's environment switches (seed 003) and `TURNOUT_*` settings; env overrides files."""
+"""The environment switches and `TURNOUT_*` settings; env overrides files."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from turnout import ConfigError, Reason, RoutingContext, Turnout
+from turnout.environment import SWITCH_ENGINES
 
 USERS = [f"user-{i}" for i in range(20_000)]
 
@@ -56,7 +57,7 @@ def test_coordinator_engine_is_served_to_everyone(engine: str) -> None:
     assert turnout.config.flags["coordinator"].variants == ["legacy", "workflow", "langgraph"]
 
 
-def test_seed_full_migration_serves_langgraph_to_everyone() -> None:
+def test_full_migration_serves_langgraph_to_everyone() -> None:
     env = {
         "COORDINATOR_ENGINE": "langgraph",
         "ENABLE_ML_INTENT": "true",
@@ -84,7 +85,7 @@ def test_explicit_env_ignores_the_process_environment(monkeypatch: pytest.Monkey
     monkeypatch.setenv("AB_TRAFFIC_SPLIT", "not a number")
     turnout = Turnout.from_env(env={"COORDINATOR_ENGINE": "workflow"})
     assert turnout.decide("coordinator", RoutingContext("u")).engine == "workflow"
-    assert Turnout({}, env={}).config.flags == {}
+    assert Turnout({}).config.flags == {}
 
 
 # --- AB_TESTING_ENABLED / AB_TRAFFIC_SPLIT --------------------------------------------
@@ -185,7 +186,7 @@ def test_ab_testing_off_switches_file_splits_off() -> None:
             }
         }
     }
-    assert set(engines_for(Turnout(data, env={}), USERS[:500]).values()) == {"legacy", "workflow"}
+    assert set(engines_for(Turnout(data), USERS[:500]).values()) == {"legacy", "workflow"}
     off = Turnout(data, env={"AB_TESTING_ENABLED": "false"})
     assert set(engines_for(off, USERS[:500]).values()) == {"legacy"}
 
@@ -209,15 +210,31 @@ def test_enable_ml_intent_toggles_intent(word: str, enabled: bool) -> None:
 
 
 def test_intent_stays_as_configured_without_the_switch() -> None:
-    assert Turnout({"intent": {"enabled": True}}, env={}, classifier=RefundClassifier()).config.intent.enabled
+    assert Turnout({"intent": {"enabled": True}}, classifier=RefundClassifier()).config.intent.enabled
     assert Turnout.from_env(env={}).config.intent.enabled is False
 
 
-def test_enable_ml_intent_without_a_model_is_a_clear_load_error() -> None:
-    with pytest.raises(ConfigError) as caught:
-        Turnout.from_env(env={"ENABLE_ML_INTENT": "true"})
-    assert caught.value.issues[0].path == "intent.model"
-    assert "TURNOUT_INTENT__MODEL" in caught.value.issues[0].message
+async def test_the_environment_only_canary_starts_with_the_built_in_intent_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TURNOUT_CACHE_DIR", str(tmp_path / "cache"))
+    env = {
+        "COORDINATOR_ENGINE": "workflow",
+        "ENABLE_ML_INTENT": "true",
+        "ENABLE_CONTEXT_AWARE": "true",
+        "AB_TESTING_ENABLED": "true",
+        "AB_TRAFFIC_SPLIT": "0.1",
+    }
+    turnout = Turnout.from_env(env=env)
+    for name in SWITCH_ENGINES:
+        turnout.add_engine(name, lambda message: message)
+    await turnout.start()
+    try:
+        assert turnout.config.intent.model is None
+        assert turnout.classify("我要转人工").label == "human_agent"  # the shipped model
+        assert list((tmp_path / "cache").glob("customer_service-*.bin"))
+    finally:
+        await turnout.stop()
 
 
 class RefundClassifier:
@@ -328,7 +345,7 @@ def test_variables_outside_the_turnout_namespace_are_ignored() -> None:
     assert Turnout.from_env(env=env).config == Turnout.from_env(env={}).config
 
 
-def test_turnout_flag_names_the_flag_the_seed_switches_drive() -> None:
+def test_turnout_flag_names_the_flag_the_switches_drive() -> None:
     turnout = Turnout.from_env(env={"TURNOUT_FLAG": "orchestrator", "COORDINATOR_ENGINE": "workflow"})
     assert set(turnout.config.flags) == {"orchestrator"}
     assert turnout.decide("orchestrator", RoutingContext("u")).engine == "workflow"
@@ -433,7 +450,7 @@ def test_coordinator_engine_alone_rolls_back_a_canary_from_the_file() -> None:
     canary["flags"]["coordinator"]["rules"].append(
         {"name": "canary", "experiment": "wf", "split": {"legacy": 50, "workflow": 50}}
     )
-    before = Turnout(canary, env={})
+    before = Turnout(canary)
     assert "workflow" in set(engines_for(before, USERS[:500]).values())
     rolled_back = Turnout(canary, env={"COORDINATOR_ENGINE": "legacy"})
     assert set(engines_for(rolled_back, USERS[:500]).values()) == {"legacy"}

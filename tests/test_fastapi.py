@@ -34,7 +34,7 @@ def make_turnout() -> Turnout:
         },
         "http": {"attribute_headers": {"X-Plan": "plan"}},
     }
-    turnout = Turnout(config, env={})
+    turnout = Turnout(config)
     for name in VARIANTS:
         turnout.add_engine(name, lambda message, name=name: f"{name}:{message}")
     return turnout

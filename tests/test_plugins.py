@@ -67,13 +67,13 @@ def config(plugin: str, **options: Any) -> dict[str, Any]:
 
 
 async def test_config_uses_an_engine_plugin_by_name(fake_plugins: list[FakeEntryPoint]) -> None:
-    turnout = Turnout(config("shouting", prefix=">> "), env={})
+    turnout = Turnout(config("shouting", prefix=">> "))
     assert await turnout.run("coordinator", "hi", context=RoutingContext("u1")) == ">> HI"
 
 
 def test_missing_plugin_names_group_name_and_what_is_installed(fake_plugins: list[FakeEntryPoint]) -> None:
     with pytest.raises(ConfigError) as caught:
-        Turnout(config("whispering"), env={})
+        Turnout(config("whispering"))
     issue = caught.value.issues[0]
     assert issue.path == "engines.loud.plugin"
     assert issue.value == "whispering"
@@ -83,7 +83,7 @@ def test_missing_plugin_names_group_name_and_what_is_installed(fake_plugins: lis
 
 def test_plugin_that_fails_to_load_names_its_distribution(fake_plugins: list[FakeEntryPoint]) -> None:
     with pytest.raises(ConfigError) as caught:
-        Turnout(config("broken"), env={})
+        Turnout(config("broken"))
     assert "broken-dist" in caught.value.issues[0].message
     # the broken one does not take the others down
     assert load_plugin("turnout.engines", "shouting") is shouting_engine
@@ -91,7 +91,7 @@ def test_plugin_that_fails_to_load_names_its_distribution(fake_plugins: list[Fak
 
 def test_rejected_options_are_a_load_error(fake_plugins: list[FakeEntryPoint]) -> None:
     with pytest.raises(ConfigError) as caught:
-        Turnout(config("shouting", volume=11), env={})
+        Turnout(config("shouting", volume=11))
     assert "rejected its options" in caught.value.issues[0].message
     assert "volume" in caught.value.issues[0].message
 
@@ -99,7 +99,7 @@ def test_rejected_options_are_a_load_error(fake_plugins: list[FakeEntryPoint]) -
 def test_block_list_hides_a_plugin(fake_plugins: list[FakeEntryPoint]) -> None:
     data = config("shouting") | {"plugins": {"block": ["turnout.engines:shouting"]}}
     with pytest.raises(ConfigError) as caught:
-        Turnout(data, env={})
+        Turnout(data)
     assert "blocked" in caught.value.issues[0].message
     assert "shouting" not in discover("turnout.engines", block=["shouting"])
 
@@ -110,16 +110,16 @@ def test_disable_autoload_turns_discovery_off(
     monkeypatch.setenv("TURNOUT_DISABLE_PLUGIN_AUTOLOAD", "1")
     assert discover("turnout.engines") == {}
     with pytest.raises(ConfigError) as caught:
-        Turnout(config("shouting"), env={})
+        Turnout(config("shouting"))
     assert "TURNOUT_DISABLE_PLUGIN_AUTOLOAD" in caught.value.issues[0].message
     # a factory named by import path needs no discovery
-    direct = Turnout(config("acme_plugins:shouting"), env={})
+    direct = Turnout(config("acme_plugins:shouting"))
     assert "loud" in direct.engines
 
 
 def test_config_autoload_false_turns_discovery_off(fake_plugins: list[FakeEntryPoint]) -> None:
     with pytest.raises(ConfigError) as caught:
-        Turnout(config("shouting") | {"plugins": {"autoload": False}}, env={})
+        Turnout(config("shouting") | {"plugins": {"autoload": False}})
     assert "autoload = false" in caught.value.issues[0].message
 
 
@@ -162,7 +162,7 @@ def test_discovery_is_cached(fake_plugins: list[FakeEntryPoint], monkeypatch: py
 
 def test_secrets_in_sink_urls_never_reach_error_messages() -> None:
     with pytest.raises(ConfigError) as caught:
-        Turnout({"events": {"sinks": ["nosuchsink://u:hunter2@host/db?api_key=phc_secret"]}}, env={})
+        Turnout({"events": {"sinks": ["nosuchsink://u:hunter2@host/db?api_key=phc_secret"]}})
     issue = caught.value.issues[0]
     assert issue.path == "events.sinks[0]"
     text = str(caught.value)

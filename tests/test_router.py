@@ -46,7 +46,7 @@ async def eventually(predicate: Callable[[], bool], what: str, *, limit_s: float
 
 
 def test_reload_with_a_dict_swaps_the_config() -> None:
-    t = Turnout(flags("legacy"), env={})
+    t = Turnout(flags("legacy"))
     assert served(t) == "legacy"
 
     config = t.reload(flags("workflow"))
@@ -57,7 +57,7 @@ def test_reload_with_a_dict_swaps_the_config() -> None:
 
 
 def test_reload_with_a_turnout_config() -> None:
-    t = Turnout(flags("legacy"), env={})
+    t = Turnout(flags("legacy"))
     config = validate_config(flags("langgraph"))
 
     assert t.reload(config) is config
@@ -67,7 +67,7 @@ def test_reload_with_a_turnout_config() -> None:
 
 def test_construct_with_a_turnout_config() -> None:
     config = validate_config(flags("workflow"))
-    t = Turnout(config, env={})
+    t = Turnout(config)
     assert t.config is config
     assert served(t) == "workflow"
 
@@ -76,7 +76,7 @@ def test_construct_with_a_turnout_config() -> None:
 def test_reload_with_a_toml_path(tmp_path: Path, as_str: bool) -> None:
     path = tmp_path / "turnout.toml"
     path.write_text(toml("langgraph"))
-    t = Turnout(flags("legacy"), env={})
+    t = Turnout(flags("legacy"))
 
     t.reload(str(path) if as_str else path)
     assert served(t) == "langgraph"
@@ -85,16 +85,14 @@ def test_reload_with_a_toml_path(tmp_path: Path, as_str: bool) -> None:
 def test_reload_with_a_json_path(tmp_path: Path) -> None:
     path = tmp_path / "turnout.json"
     path.write_text(json.dumps(flags("workflow")))
-    t = Turnout(flags("legacy"), env={})
+    t = Turnout(flags("legacy"))
 
     t.reload(path)
     assert served(t) == "workflow"
 
 
 def test_reload_that_fails_validation_keeps_the_old_config() -> None:
-    t = Turnout(
-        flags("legacy", rules=[{"name": "pro", "when": {"plan": "pro"}, "serve": "workflow"}]), env={}
-    )
+    t = Turnout(flags("legacy", rules=[{"name": "pro", "when": {"plan": "pro"}, "serve": "workflow"}]))
     before = t.config
     pro = RoutingContext("u1", attributes={"plan": "pro"})
     assert t.decide(FLAG, pro).variant == "workflow"
@@ -121,14 +119,15 @@ def test_reload_that_fails_validation_keeps_the_old_config() -> None:
     ],
 )
 def test_every_kind_of_invalid_reload_raises_config_error(bad: dict[str, Any]) -> None:
-    t = Turnout(flags("workflow"), env={})
+    t = Turnout(flags("workflow"))
+    assert served(t) == "workflow"  # engines are known from the first decision on
     with pytest.raises(ConfigError):
         t.reload(bad)
     assert served(t) == "workflow"
 
 
 def test_reload_with_a_bad_engine_target_keeps_the_old_engines() -> None:
-    t = Turnout({**flags("legacy"), "engines": {"legacy": {"target": "os.path:join"}}}, env={})
+    t = Turnout({**flags("legacy"), "engines": {"legacy": {"target": "os.path:join"}}})
     engine = t.engines["legacy"]
 
     with pytest.raises(ConfigError) as info:
@@ -140,7 +139,7 @@ def test_reload_with_a_bad_engine_target_keeps_the_old_engines() -> None:
 
 
 def test_reload_of_a_broken_or_missing_file_keeps_the_old_config(tmp_path: Path) -> None:
-    t = Turnout(flags("workflow"), env={})
+    t = Turnout(flags("workflow"))
     broken = tmp_path / "broken.toml"
     broken.write_text("[flags.coordinator\nvariants = ")
 
@@ -176,14 +175,14 @@ def test_reload_from_the_file_applies_the_environment_again(tmp_path: Path) -> N
 
 
 def test_reload_without_arguments_needs_a_file() -> None:
-    t = Turnout(flags("legacy"), env={})
+    t = Turnout(flags("legacy"))
     with pytest.raises(TurnoutError, match="not loaded from a file"):
         t.reload()
     assert served(t) == "legacy"
 
 
 def test_a_reload_logs_what_it_loaded() -> None:
-    t = Turnout(flags("legacy"), env={})
+    t = Turnout(flags("legacy"))
     with capture_logs() as logs:
         t.reload(flags("workflow"))
     assert {"event": "turnout.reloaded", "log_level": "info", "source": None, "flags": [FLAG]} in logs
@@ -333,7 +332,7 @@ async def test_lifespan_yields_state_with_the_turnout(tmp_path: Path) -> None:
 
 
 async def test_lifespan_runs_under_starlettes_lifespan_protocol() -> None:
-    t = Turnout(flags("legacy"), env={})
+    t = Turnout(flags("legacy"))
     app = Starlette(lifespan=t.lifespan)
     incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
     sent: list[dict[str, Any]] = []
@@ -358,8 +357,7 @@ async def test_start_warns_about_variants_without_an_engine() -> None:
                 FLAG: {"variants": VARIANTS, "default": "legacy"},
                 "tone": {"kind": "value", "variants": ["formal", "casual"], "default": "formal"},
             }
-        },
-        env={},
+        }
     )
     t.add_engine("legacy", lambda: "legacy")
 
@@ -370,12 +368,12 @@ async def test_start_warns_about_variants_without_an_engine() -> None:
     warnings = [entry for entry in logs if entry["event"] == "turnout.engines_missing"]
     assert len(warnings) == 1  # value flags have no engines to miss
     assert warnings[0]["log_level"] == "warning"
-    assert warnings[0]["flag"] == FLAG
+    assert warnings[0]["setting"] == f"flags.{FLAG}.variants"
     assert warnings[0]["variants"] == ["workflow", "langgraph"]
 
 
 async def test_start_is_quiet_when_every_variant_has_an_engine() -> None:
-    t = Turnout(flags("legacy"), env={})
+    t = Turnout(flags("legacy"))
     for name in VARIANTS:
         t.add_engine(name, lambda served=name: served)
 
@@ -432,7 +430,7 @@ def test_from_env_passes_settings_through(tmp_path: Path) -> None:
 
 
 def test_decide_without_a_context_outside_a_request() -> None:
-    t = Turnout(flags("workflow"), env={})
+    t = Turnout(flags("workflow"))
     assert current_context() is None
 
     decision = t.decide(FLAG)
@@ -444,7 +442,7 @@ def test_decide_without_a_context_outside_a_request() -> None:
 
 
 def test_decide_an_unknown_flag_is_an_error_decision() -> None:
-    t = Turnout(flags("legacy"), env={})
+    t = Turnout(flags("legacy"))
     decision = t.decide("nope")
     assert decision.reason == Reason.ERROR
     assert decision.error is not None
@@ -453,13 +451,13 @@ def test_decide_an_unknown_flag_is_an_error_decision() -> None:
 
 
 async def test_run_without_a_context_outside_a_request() -> None:
-    t = Turnout(flags("legacy"), env={})
+    t = Turnout(flags("legacy"))
     t.add_engine("legacy", lambda message: f"legacy:{message}")
     assert await t.run(FLAG, "hi") == "legacy:hi"
 
 
 async def test_run_reuses_the_decision_already_made_for_the_request() -> None:
-    t = Turnout(flags("legacy"), env={})
+    t = Turnout(flags("legacy"))
     t.add_engine("legacy", lambda: "legacy")
     t.add_engine("workflow", lambda: "workflow")
     ctx = RoutingContext("u1")
@@ -496,7 +494,7 @@ def shares(t: Turnout, users: int = 200) -> float:
 
 def test_a_reload_keeps_a_rollout_on_its_step() -> None:
     clock = FakeClock()
-    t = Turnout(rollout(), env={}, clock=clock)
+    t = Turnout(rollout(), clock=clock)
     assert shares(t) < 0.3  # step 1: 10%
 
     clock.advance(2 * 3600)
@@ -512,7 +510,7 @@ def test_a_rollout_with_an_explicit_start_follows_it() -> None:
     clock = FakeClock()
     config = rollout()
     config["flags"][FLAG]["rules"][0]["rollout"]["start"] = "2020-01-01T00:00:00Z"
-    t = Turnout(config, env={}, clock=clock)
+    t = Turnout(config, clock=clock)
     assert shares(t) == 1.0  # long past the last step
 
 
@@ -522,7 +520,7 @@ async def test_a_request_in_flight_finishes_on_the_config_it_started_with() -> N
         "flags": {FLAG: {"variants": ["legacy", "workflow"], "default": "workflow"}},
         "telemetry": {"exporters": []},
     }
-    t = Turnout(first, env={})
+    t = Turnout(first)
     t.add_engine("legacy", lambda message: "legacy")
     t.add_engine("workflow", lambda message: "workflow")
     context = RoutingContext("u1")
@@ -535,7 +533,7 @@ async def test_a_request_in_flight_finishes_on_the_config_it_started_with() -> N
 
 
 def test_reload_applies_thresholds_and_names_settings_that_need_a_restart() -> None:
-    t = Turnout(flags("legacy"), env={})
+    t = Turnout(flags("legacy"))
     changed = flags("legacy")
     changed["telemetry"] = {"exporters": [], "thresholds": {"p99_ms_warning": 5}}
     changed["events"] = {"sink": "memory://"}

@@ -303,8 +303,7 @@ def coordinator(**engines: Any) -> Turnout:
         {
             "engines": engines,
             "flags": {"coordinator": {"variants": ["workflow", "legacy"], "default": "workflow"}},
-        },
-        env={},
+        }
     )
 
 

@@ -53,7 +53,7 @@ def create_app(turnout: Turnout | None = None) -> FastAPI:
     turnout = turnout or create_turnout()
     app = FastAPI(title="chat coordinators", lifespan=turnout.lifespan)
     app.add_middleware(TurnoutMiddleware, turnout=turnout)
-    app.mount("/metrics", turnout.metrics_app())
+    app.add_route("/metrics", turnout.metrics_app(), include_in_schema=False)  # GET /metrics, no redirect
 
     @app.post("/chat", response_model=ChatOut, responses={503: {"description": "every engine failed"}})
     @experiment(FLAG, text="body.message")
@@ -71,7 +71,7 @@ def create_app(turnout: Turnout | None = None) -> FastAPI:
                 status_code=503,
             )
         final = current_decision(FLAG) or engine.decision  # FALLBACK if another engine served
-        # Seed 004's taxonomy; the user and session come from the request's routing context.
+        # The support-bot taxonomy; the user and session come from the request's routing context.
         turnout.track(
             "session.message",
             properties={

@@ -42,7 +42,7 @@ def make_legacy(llm: FakeLLM) -> Any:
 
 
 def make_workflow(turnout: Turnout, llm: FakeLLM) -> Workflow:
-    """Seed 003's WorkflowCoordinator: intent → context → generate, each step traced."""
+    """The WorkflowCoordinator: intent → context → generate, each step traced."""
     workflow = Workflow(name="workflow", output_key="result")
 
     @workflow.step()

@@ -1,14 +1,15 @@
-"""Seed 004's support bot: AI chat and agent-workbench events, and the monthly case-study API.
+"""A support bot: AI chat and agent-workbench events, and the monthly case-study API.
 
 The events go through `turnout.track()` (never blocking a request) into the configured sink
 (SQLite by default, PostgreSQL with `TURNOUT_EVENTS__SINK=postgresql://...`); the case study
-is computed from turnout's aggregates with seed 004's formulas.
+is computed from turnout's aggregates with the usual formulas.
 
 Run it:  uvicorn examples.support_bot.app:app --port 8001
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -41,7 +42,7 @@ class CloseIn(BaseModel):
 
 def create_app(turnout: Turnout | None = None, *, cost_per_manual_session: float = 10.0) -> FastAPI:
     """The support-bot app; `turnout` decides where its events go."""
-    turnout = turnout or Turnout({"telemetry": {"exporters": []}})
+    turnout = turnout or Turnout({"telemetry": {"exporters": []}}, env=os.environ)
     app = FastAPI(title="support bot", lifespan=turnout.lifespan)
     app.add_middleware(TurnoutMiddleware, turnout=turnout)
     sessions: set[str] = set()
@@ -87,6 +88,21 @@ def create_app(turnout: Turnout | None = None, *, cost_per_manual_session: float
             properties={"session_id": session_id, "first_response_ms": first_response_ms},
         )
         return {"session_id": session_id, "status": "taken over"}
+
+    @app.post("/api/agent/sessions/{session_id}/release")
+    async def release(session_id: str, handle_seconds: float = Query(ge=0)) -> dict[str, str]:
+        turnout.track(
+            "agent.session_release",
+            properties={"session_id": session_id, "handle_duration_seconds": handle_seconds},
+        )
+        return {"session_id": session_id, "status": "released"}
+
+    @app.post("/api/agent/sessions/{session_id}/transfer")
+    async def transfer(session_id: str, to_agent: str = Query(min_length=1)) -> dict[str, str]:
+        turnout.track(
+            "agent.session_transfer", properties={"session_id": session_id, "target_agent_id": to_agent}
+        )
+        return {"session_id": session_id, "status": "transferred"}
 
     @app.post("/api/tickets")
     async def create_ticket(body: TicketIn) -> dict[str, int]:

@@ -1,48 +1,69 @@
-"""Seed 004's monthly business case, computed from turnout's event aggregates."""
+"""The support bot's monthly business case, computed from turnout's event aggregates."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from turnout.config import EventsConfig
-from turnout.events.stats import EventStats, EventsUnavailable, Rate
+from turnout.events.stats import EventStats, EventsUnavailable, Numbers, Rate
+from turnout.events.support import SupportFigures, support_figures
+
+_NOTHING = SupportFigures(
+    escalation=Rate(0, 0),
+    response_ms=None,
+    order_success=Rate(0, 0),
+    tracking_success=Rate(0, 0),
+    sessions_handled=0,
+    first_response_ms=None,
+    handle_time_s=None,
+    transfer=Rate(0, 0),
+    tickets=Rate(0, 0),
+    resolution_hours=None,
+    sla_met=Rate(0, 0),
+)
 
 
 def case_study(events: EventsConfig, month: str, *, cost_per_manual_session: float = 10.0) -> dict[str, Any]:
-    """The case-study document for `month` (YYYY-MM), with seed 004's formulas.
+    """The case-study document for `month` (YYYY-MM).
 
-    AI resolution rate = ai_resolved / total_sessions × 100, where ai_resolved = sessions that
-    were not escalated; escalation rate = escalated / total_sessions × 100; average response time
-    = total response time / messages; cost saved = ai_resolved × cost of a manual session;
-    query success rates = successes / (successes + failures) × 100.
+    The figures are those of `turnout events summary` (`turnout.events.support`): AI resolution
+    rate = sessions not escalated / sessions × 100 and escalation rate = escalated sessions /
+    sessions × 100, both over distinct sessions; average response time = total response time /
+    messages; cost saved = AI-resolved sessions × cost of a manual session; query success rates
+    = successes / queries × 100; average handle time, transfer rate = transferred / handled
+    sessions × 100, ticket resolution rate = closed / created × 100, SLA-met rate.
     """
     try:
-        figures = _figures(EventStats.open(events.sink), month)
+        with EventStats.open(events.sink) as stats:
+            figures = support_figures(stats, month=month)
     except EventsUnavailable:  # nothing delivered yet: the sink creates its table on first delivery
         figures = _NOTHING
-    sessions, escalated, response, orders, tracking, handled, first, created, closed, hours, sla = figures
-    resolved = max(sessions - escalated, 0)
-    mean_ms = response["session.message"].mean if "session.message" in response else None
-    first_ms = first["agent.session_takeover"].mean if "agent.session_takeover" in first else None
-    mean_hours = hours["ticket.closed"].mean if "ticket.closed" in hours else None
+    sessions, resolved = figures.sessions, figures.ai_resolution.numerator
+    mean_ms = _mean(figures.response_ms)
+    first_ms = _mean(figures.first_response_ms)
+    handle_s = _mean(figures.handle_time_s)
+    mean_hours = _mean(figures.resolution_hours)
     cost_saved = resolved * cost_per_manual_session
     year, number = month.split("-")
     metrics = {
         "total_sessions": sessions,
         "ai_resolved_sessions": resolved,
-        "escalated_sessions": escalated,
-        "ai_resolution_rate": _percent(resolved, sessions),
-        "escalation_rate": _percent(escalated, sessions),
+        "escalated_sessions": figures.escalated,
+        "ai_resolution_rate": _percent(figures.ai_resolution),
+        "escalation_rate": _percent(figures.escalation),
         "avg_response_time_ms": mean_ms,
         "estimated_cost_saved": cost_saved,
-        "order_query_success_rate": _rate(orders),
-        "tracking_query_success_rate": _rate(tracking),
-        "sessions_handled": handled,
+        "order_query_success_rate": _percent(figures.order_success),
+        "tracking_query_success_rate": _percent(figures.tracking_success),
+        "sessions_handled": figures.sessions_handled,
         "avg_first_response_ms": first_ms,
-        "tickets_created": created,
-        "tickets_closed": closed,
+        "avg_handle_time_s": handle_s,
+        "transfer_rate": _percent(figures.transfer),
+        "tickets_created": figures.tickets.denominator,
+        "tickets_closed": figures.tickets.numerator,
+        "ticket_resolution_rate": _percent(figures.tickets),
         "avg_resolution_hours": mean_hours,
-        "sla_met_rate": _rate(sla),
+        "sla_met_rate": _percent(figures.sla_met),
     }
     return {
         "period": f"{year}年{int(number)}月",
@@ -57,9 +78,12 @@ def case_study(events: EventsConfig, month: str, *, cost_per_manual_session: flo
             "tracking_query_success_rate": _shown(metrics["tracking_query_success_rate"], "%"),
         },
         "agent_workbench": {
-            "sessions_handled": handled,
+            "sessions_handled": figures.sessions_handled,
             "avg_first_response": "—" if first_ms is None else f"{first_ms / 1000:.0f}秒",
-            "tickets_resolved": closed,
+            "avg_handle_time": "—" if handle_s is None else f"{handle_s / 60:.0f}分钟",
+            "transfer_rate": _shown(metrics["transfer_rate"], "%"),
+            "tickets_resolved": figures.tickets.numerator,
+            "ticket_resolution_rate": _shown(metrics["ticket_resolution_rate"], "%"),
             "avg_resolution_time": "—" if mean_hours is None else f"{mean_hours:.1f}小时",
             "sla_met_rate": _shown(metrics["sla_met_rate"], "%"),
         },
@@ -71,35 +95,11 @@ def case_study(events: EventsConfig, month: str, *, cost_per_manual_session: flo
     }
 
 
-_NOTHING: tuple[Any, ...] = (0, 0, {}, Rate(0, 0), Rate(0, 0), 0, {}, 0, 0, {}, Rate(0, 0))
+def _mean(numbers: Numbers | None) -> float | None:
+    return None if numbers is None else numbers.mean
 
 
-def _figures(stats: EventStats, month: str) -> tuple[Any, ...]:
-    """Every count, rate and numeric summary the case study needs, for one month."""
-    with stats:
-        return (
-            stats.count("session.start", month=month),
-            stats.count("session.escalate", unit="sessions", month=month),
-            {n.event: n for n in stats.numbers("response_time_ms", events=["session.message"], month=month)},
-            stats.rate("query.order", "query.order", where={"success": True}, month=month),
-            stats.rate("query.tracking", "query.tracking", where={"success": True}, month=month),
-            stats.count("agent.session_takeover", month=month),
-            {
-                n.event: n
-                for n in stats.numbers("first_response_ms", events=["agent.session_takeover"], month=month)
-            },
-            stats.count("ticket.created", month=month),
-            stats.count("ticket.closed", month=month),
-            {n.event: n for n in stats.numbers("resolution_hours", events=["ticket.closed"], month=month)},
-            stats.rate("ticket.closed", "ticket.closed", where={"sla_met": True}, month=month),
-        )
-
-
-def _percent(part: int, whole: int) -> float | None:
-    return round(part / whole * 100, 1) if whole else None
-
-
-def _rate(rate: Rate) -> float | None:
+def _percent(rate: Rate) -> float | None:
     return None if rate.value is None else round(rate.value * 100, 1)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from turnout.config import FlagConfig, RuleConfig, TurnoutConfig, load_file, validate_config
-from turnout.errors import ConfigError, TurnoutError
+from turnout.errors import ConfigError, ConfigIssue, TurnoutError
+from turnout.references import attribute_issues, fallback_issues, shadow_issues, variant_issues
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,6 +20,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     validate = commands.add_parser("validate", help="check a config file; print every error or a summary")
     validate.add_argument("file", type=Path)
     validate.add_argument("--env", action="store_true", help="apply the environment's overrides too")
+    validate.add_argument(
+        "--engines",
+        metavar="MODULE:ATTR",
+        help="your app's Turnout (or a mapping of engines): engines it registers in code count as declared",
+    )
 
     demo = commands.add_parser("demo", help="route synthetic traffic through three engines")
     demo.add_argument("--users", type=int, default=2000)
@@ -34,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = commands.add_parser("events", help="aggregates of tracked events").add_subparsers(
         dest="events_command", required=True
     )
-    summary_cmd = events.add_parser("summary", help="events per day, top events, seed 004's rates")
+    summary_cmd = events.add_parser("summary", help="events per day, top events, support-bot rates")
     summary_cmd.add_argument("url", nargs="?", default="sqlite:///turnout_events.db")
     summary_cmd.add_argument("--since", default="30d", help="e.g. 7d, 30d, 24h")
 
@@ -56,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     if args.command == "validate":
-        return _validate(args.file, use_env=args.env)
+        return _validate(args.file, use_env=args.env, engines=args.engines)
     if args.command == "plugins":
         return _plugins()
     if args.command == "dashboard":
@@ -78,16 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_demo(users=args.users, seed=args.seed)
 
 
-def _validate(path: Path, *, use_env: bool) -> int:
-    import os
-
-    from turnout.environment import apply_environment
-    from turnout.router import Turnout
+def _validate(path: Path, *, use_env: bool, engines: str | None = None) -> int:
+    from structlog.testing import capture_logs
 
     try:
-        data = load_file(path)
-        config = validate_config(apply_environment(data, os.environ if use_env else {}), source=str(path))
-        Turnout(config)  # imports engine targets, so a bad `target` is reported here too
+        # What loading logs (attribute warnings, the app's own start-up) is printed below instead.
+        with capture_logs():
+            config, declared, in_code = _load_for_validate(path, use_env=use_env, engines=engines)
     except ConfigError as exc:
         print(f"{path}: {len(exc.issues)} error{'s' if len(exc.issues) != 1 else ''}", file=sys.stderr)
         for issue in exc.issues:
@@ -97,7 +100,53 @@ def _validate(path: Path, *, use_env: bool) -> int:
         print(f"{path}: {exc}", file=sys.stderr)
         return 1
     print(summary(config, str(path)))
+    known = declared | (in_code or set())
+    unknown = fallback_issues(config, known) + shadow_issues(config, known)
+    warnings = [] if in_code is not None else [_in_code(issue) for issue in unknown]
+    warnings += variant_issues(config, known) + attribute_issues(config)
+    if warnings:
+        print(f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}:")
+        for issue in warnings:
+            print(f"  {issue}")
     return 0
+
+
+def _load_for_validate(
+    path: Path, *, use_env: bool, engines: str | None
+) -> tuple[TurnoutConfig, set[str], set[str] | None]:
+    """The config, the engines it builds, and those registered in code (None: not asked)."""
+    import os
+
+    from turnout.environment import apply_environment
+    from turnout.router import Turnout
+
+    data = load_file(path)
+    config = validate_config(apply_environment(data, os.environ if use_env else {}), source=str(path))
+    declared = set(Turnout(config).engines)  # imports engine targets: a bad `target` is reported here
+    in_code = _code_engines(engines) if engines is not None else None
+    known = declared | in_code if in_code is not None else declared
+    if in_code is not None and (missing := fallback_issues(config, known) + shadow_issues(config, known)):
+        raise ConfigError(missing, source=str(path))
+    return config, declared, in_code
+
+
+def _in_code(issue: ConfigIssue) -> ConfigIssue:
+    message = "not declared in this file: fine if your app registers it in code (check with --engines)"
+    return ConfigIssue(issue.path, issue.value, message)
+
+
+def _code_engines(spec: str) -> set[str]:
+    """Engine names from `module:attr`: a Turnout, a mapping of engines, or a list of names."""
+    import pkgutil
+
+    try:
+        found = pkgutil.resolve_name(spec)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise TurnoutError(f"--engines {spec}: cannot import it: {exc}") from None
+    names = getattr(found, "engines", found)
+    if isinstance(names, str) or not isinstance(names, Iterable):
+        raise TurnoutError(f"--engines {spec}: expected a Turnout, a mapping or a list of engine names")
+    return {str(name) for name in names}
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -118,7 +167,10 @@ def _plugins() -> int:
 
     infos = installed_plugins()
     if not infos:
-        print("no turnout plugins installed (groups: turnout.engines, .exporters, .sinks, .classifiers)")
+        print("No turnout plugins installed.")
+        print("The first-party ones: pip install turnout-langgraph turnout-posthog")
+        print("(LangGraph engines; the PostHog exporter and event sink). Others register under the")
+        print("entry-point groups turnout.engines, turnout.exporters, turnout.sinks, turnout.classifiers.")
         return 0
     header = ("group", "name", "distribution", "version", "loads")
     rows = [

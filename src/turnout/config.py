@@ -7,7 +7,8 @@ checked afterwards by `validate_config`, so every error names its exact path.
 
 from __future__ import annotations
 
-import contextlib
+import copy
+import difflib
 import itertools
 import json
 import math
@@ -16,11 +17,12 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from turnout.errors import ConditionError, ConfigError, ConfigIssue
+from turnout.errors import NOTHING, ConditionError, ConfigError, ConfigIssue
 
 HashName = Literal["murmur3", "growthbook-v1", "growthbook-v2"]
 
@@ -57,27 +59,39 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, use_attribute_docstrings=True
+    )
 
 
 class CircuitBreakerConfig(_Model):
     """Skip an engine for `reset_s` after `failures` consecutive failures."""
 
     enabled: bool = True
+    """Whether the engine has a circuit breaker at all."""
     failures: int = Field(default=5, ge=1)
+    """Consecutive failures that open the breaker."""
     reset_s: Duration = 30.0
+    """How long an open breaker skips the engine before letting one trial call through."""
 
 
 class EngineConfig(_Model):
     """Where an engine comes from and how it is run."""
 
     target: str | None = Field(default=None, pattern=_TARGET.pattern)
+    """`"package.module:attribute"`, a sync or async callable; omit it for an engine registered in code."""
     plugin: str | None = None
+    """An engine from the `turnout.engines` entry-point group (e.g. `"langgraph"`), built with `options`."""
     options: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments for the plugin's factory."""
     version: str | None = None
+    """Shown in spans, metrics and `turnout validate` (default: the callable's `version`, else "0")."""
     timeout_ms: float | None = Field(default=None, gt=0)
+    """A call running longer fails with `EngineTimeoutError` and falls back; none means no limit."""
     fallback: str | None = None
+    """The engine serving when this one raises, times out or its breaker is open (may be from code)."""
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    """The engine's circuit breaker."""
     shadow_safe: bool = True
     """False when the engine has side effects (writes, payments, emails): it may never run as a shadow."""
 
@@ -86,17 +100,24 @@ class RolloutConfig(_Model):
     """Time-based steps: the share (percent) the treatment variants get at each step."""
 
     steps: list[Percent] = Field(min_length=1)
+    """Increasing shares (percent) the treatment variants get, one per step, e.g. `[10, 25, 50, 100]`."""
     every: Duration
+    """How long each step lasts, e.g. `"1d"`."""
     start: Annotated[datetime, AfterValidator(_as_utc)] | None = None
+    """When the first step begins (required; without a time zone it means UTC)."""
 
 
 class GuardrailsConfig(_Model):
     """Thresholds a variant must hold; breaching them triggers `action`."""
 
     p99_ms: float | None = Field(default=None, gt=0)
+    """The highest p99 latency (ms) the variant may have."""
     min_success_rate: Fraction | None = None
+    """The lowest success rate (0–1) the variant may have."""
     min_samples: int = Field(default=100, ge=1)
+    """Requests a variant needs before its guardrails are judged."""
     action: Literal["rollback", "pause", "alert"] = "rollback"
+    """What a breach does: `rollback` to the default, `pause` the rollout, or only `alert`."""
 
 
 class ShadowConfig(_Model):
@@ -130,14 +151,23 @@ class RuleConfig(_Model):
     """One targeting rule: a condition, then a fixed variant or a split."""
 
     name: str | None = None
+    """Shown in decisions, spans and metrics (default `rule-N`)."""
     when: dict[str, Any] | None = None
+    """A condition in GrowthBook's operator language; omitted means always."""
     serve: str | None = None
+    """A fixed variant to serve (reason `TARGETING_MATCH`); give `serve` or `split`."""
     split: dict[str, Percent] | None = None
+    """Weights per variant summing to 100, sticky per user (reason `SPLIT`)."""
     rollout: RolloutConfig | None = None
+    """Steps that move the split's treatment share up over time."""
     experiment: str | None = None
+    """The experiment this rule belongs to: exposures and per-variant metrics are recorded under it."""
     seed: str | None = None
+    """Hashing seed (default: the experiment name, else `flag:rule`); keep it when ramping."""
     guardrails: GuardrailsConfig | None = None
+    """Thresholds the rule's variants must hold."""
     enabled: bool = True
+    """`false` keeps the rule in the file but out of evaluation."""
     shadow: ShadowConfig | None = None
     """A candidate engine to run beside the one this rule serves (overrides the flag's `shadow`)."""
 
@@ -146,14 +176,23 @@ class FlagConfig(_Model):
     """A flag: its variants, default, kill switch, overrides and ordered rules."""
 
     variants: list[str] = Field(min_length=1)
+    """The values the flag can serve; for engine flags, engine names."""
     default: str
+    """Served when no rule matches, when the flag is disabled, and on errors."""
     kind: Literal["engine", "value"] = "engine"
+    """`engine`: the variant names the engine to run; `value`: a plain flag with no engine."""
     hash_by: str | None = None
+    """The attribute to bucket on (default: the targeting key, also used when the attribute is missing)."""
     hash: HashName = "murmur3"
+    """Bucketing hash; `growthbook-v1`/`growthbook-v2` reproduce GrowthBook's assignments."""
     enabled: bool = True
+    """Kill switch: `false` serves the default with reason `DISABLED`."""
     allow_overrides: bool = False
+    """Honour request overrides (`X-Turnout-Override: flag=variant`, `?turnout_override=`)."""
     overrides: dict[str, str] = Field(default_factory=dict)
+    """Forced variants by targeting key (reason `OVERRIDE`), e.g. for QA accounts."""
     rules: list[RuleConfig] = Field(default_factory=list)
+    """Ordered rules; the first that matches decides."""
     shadow: ShadowConfig | None = None
     """A candidate engine to run beside whichever engine serves this flag."""
 
@@ -162,94 +201,150 @@ class IntentConfig(_Model):
     """The message-intent signal (fastText by default)."""
 
     enabled: bool = False
+    """Evaluate rules that read `intent`/`intent_confidence` (`ENABLE_ML_INTENT`)."""
     classifier: str = "fasttext"
+    """`fasttext`, or a plugin from the `turnout.classifiers` entry-point group."""
     model: str | None = None
+    """The model file; none means the built-in model trained from the data shipped with turnout."""
     options: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments for the classifier."""
     min_confidence: Fraction = 0.6
+    """Below this confidence the intent is `unknown_label`."""
     unknown_label: str = "unknown"
+    """The label of an unclassified or low-confidence message."""
     max_chars: int = Field(default=2000, ge=1)
+    """Only the first `max_chars` characters of a message are classified."""
 
 
 class ThresholdsConfig(_Model):
     """Health thresholds for components and variants."""
 
     p99_ms_warning: float = Field(default=2000.0, gt=0)
+    """A p99 latency (ms) above this is `warning`."""
     p99_ms_critical: float = Field(default=5000.0, gt=0)
+    """A p99 latency (ms) above this is `critical`."""
     min_success_rate: Fraction = 0.95
+    """A success rate below this is `warning`."""
     critical_success_rate: Fraction = 0.9
+    """A success rate below this is `critical`."""
     min_samples: int = Field(default=20, ge=1)
+    """Requests needed before a status other than `healthy` is given."""
 
 
 class TelemetryConfig(_Model):
     """Tracing, metrics snapshots and where they are exported."""
 
     snapshot_interval_s: Duration = 10.0
+    """How often a metrics snapshot goes to the exporters."""
     exporters: list[str] = Field(default_factory=lambda: ["jsonl"])
+    """`jsonl`, `logging`, `prometheus`, `otel`, or plugins from `turnout.exporters`."""
     jsonl_path: str = "logs/metrics.jsonl"
+    """The file the `jsonl` exporter appends one line per snapshot to."""
     jsonl_max_bytes: int = Field(default=50_000_000, ge=1024)
+    """The size at which the jsonl file is rotated."""
     jsonl_backups: int = Field(default=5, ge=0)
+    """How many rotated jsonl files are kept."""
     exporter_timeout_s: Duration = 5.0
+    """How long one exporter may take with a snapshot before it is skipped."""
     exporter_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Keyword arguments per exporter name, e.g. `{posthog = {host = "..."}}`."""
     log_format: Literal["console", "json"] = "console"
+    """How turnout's own log lines are rendered."""
     thresholds: ThresholdsConfig = ThresholdsConfig()
+    """Health thresholds for every component and variant."""
     components: dict[str, ThresholdsConfig] = Field(default_factory=dict)
+    """Thresholds for one component by name (e.g. `"intent.classify"`), replacing the defaults."""
 
 
 class EventsConfig(_Model):
     """Exposure and business event delivery."""
 
     enabled: bool = True
+    """Record exposures and `track()` events at all."""
     sink: str = "sqlite:///turnout_events.db"
+    """Where events go: `sqlite:///path`, `postgresql://...`, `jsonl:///path`, or a plugin."""
     sinks: list[str] = Field(default_factory=list)
+    """More sinks, each delivered on its own lane."""
     batch_size: int = Field(default=500, ge=1)
+    """The most events written in one batch."""
     flush_interval_s: Duration = 1.0
+    """How often queued events are delivered."""
     queue_size: int = Field(default=100_000, ge=1)
+    """Events held in memory before `overflow` applies."""
     overflow: Literal["drop_newest", "drop_oldest"] = "drop_newest"
+    """Which events are dropped (and counted) when the queue is full."""
     shutdown_timeout_s: Duration = 10.0
+    """How long stopping waits for queued events to be delivered."""
     base_properties: dict[str, Any] = Field(default_factory=dict)
+    """Properties added to every event (the event's own win)."""
 
 
 class HttpConfig(_Model):
     """How the middleware reads the routing context from a request."""
 
     user_header: str | None = "X-User-Id"
+    """The header holding the targeting key (user id)."""
     user_cookie: str | None = None
+    """A cookie holding the targeting key, when the header is absent."""
     user_query: str | None = None
+    """A query parameter holding the targeting key, when header and cookie are absent."""
     session_header: str | None = "X-Session-Id"
+    """The header holding the session id."""
     attribute_headers: dict[str, str] = Field(default_factory=dict)
+    """Headers that become attributes, e.g. `{"X-Plan" = "plan"}`."""
     anonymous_cookie: str = "turnout_id"
+    """Users without a key get a random id in this cookie, so they stay sticky."""
     anonymous_cookie_max_age: Duration = 365 * 86400.0
+    """How long the anonymous cookie lasts."""
     variant_header: str | None = None
+    """A response header listing `flag=variant` decisions (e.g. `"X-Turnout-Variant"`); none means off."""
     override_header: str = "X-Turnout-Override"
+    """The request header forcing variants, for flags with `allow_overrides`."""
     override_query: str = "turnout_override"
+    """The query parameter forcing variants, for flags with `allow_overrides`."""
     max_key_length: int = Field(default=256, ge=8, le=4096)
+    """Longer ids are replaced by their SHA-256, so they stay sticky with a bounded size."""
 
 
 class RoutingConfig(_Model):
-    """Switch whole kinds of rules on or off (the seed's ENABLE_* switches)."""
+    """Switch whole kinds of rules on or off (the ENABLE_* environment switches)."""
 
     attribute_rules: bool = True
+    """Evaluate rules that read request attributes (`ENABLE_CONTEXT_AWARE`)."""
     split_rules: bool = True
+    """Evaluate percentage splits (`AB_TESTING_ENABLED=false` switches them off)."""
+    attributes: list[str] = Field(default_factory=list)
+    """Attributes your code sets on the routing context; rules naming others get a warning."""
 
 
 class PluginsConfig(_Model):
     """Plugin discovery: switch it off, or hide plugins by name (or `group:name`)."""
 
     autoload: bool = True
+    """Discover plugins through entry points (`TURNOUT_DISABLE_PLUGIN_AUTOLOAD=1` switches it off)."""
     block: list[str] = Field(default_factory=list)
+    """Plugins to hide, by name or `group:name`."""
 
 
 class TurnoutConfig(_Model):
     """The whole configuration."""
 
     engines: dict[str, EngineConfig] = Field(default_factory=dict)
+    """Engines by name."""
     flags: dict[str, FlagConfig] = Field(default_factory=dict)
+    """Flags by key."""
     routing: RoutingConfig = RoutingConfig()
+    """Which kinds of rules are evaluated."""
     intent: IntentConfig = IntentConfig()
+    """The message-intent classifier."""
     telemetry: TelemetryConfig = TelemetryConfig()
+    """Metrics snapshots, exporters and health thresholds."""
     events: EventsConfig = EventsConfig()
+    """Exposure and business event delivery."""
     http: HttpConfig = HttpConfig()
+    """How the middleware reads a request."""
     plugins: PluginsConfig = PluginsConfig()
+    """Plugin discovery."""
 
 
 def validate_config(data: Mapping[str, Any], *, source: str | None = None) -> TurnoutConfig:
@@ -259,10 +354,15 @@ def validate_config(data: Mapping[str, Any], *, source: str | None = None) -> Tu
     except ValidationError as exc:
         errors = exc.errors()
         issues = [_issue(error) for error in errors]
-        # Report the valid parts' reference errors too, so one run lists every problem.
-        with contextlib.suppress(ValidationError):
-            issues.extend(check_references(TurnoutConfig.model_validate(_valid_parts(data, errors))))
-        raise ConfigError(issues, source=source) from None
+        # Report the reference errors of everything else too, inside the flags and engines
+        # that have a schema error included, so one run lists every problem.
+        salvaged = _salvage(data, errors)
+        if salvaged is not None:
+            reported = [issue.path for issue in issues]
+            issues.extend(
+                issue for issue in check_references(salvaged) if not _overlaps(issue.path, reported)
+            )
+        raise ConfigError(sorted(issues, key=_order), source=source) from None
     issues = list(check_references(config))
     if issues:
         raise ConfigError(issues, source=source)
@@ -275,20 +375,24 @@ def load_file(path: str | Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigIssue(str(path), None, f"cannot read: {exc.strerror}")]) from None
+        raise ConfigError([ConfigIssue(str(path), NOTHING, f"cannot read: {exc.strerror}")]) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError([ConfigIssue(str(path), None, f"not valid UTF-8 text: {exc}")]) from None
+        raise ConfigError([ConfigIssue(str(path), NOTHING, f"not valid UTF-8 text: {exc}")]) from None
     try:
         data: Any = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError([ConfigIssue(str(path), None, f"not valid: {exc}")]) from None
+        raise ConfigError([ConfigIssue(str(path), NOTHING, f"not valid: {exc}")]) from None
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(str(path), type(data).__name__, "must hold a table")])
     return data
 
 
 def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
-    """Yield every cross-reference problem: variants, engines, fallbacks, conditions."""
+    """Yield every cross-reference problem: variants, engine names, fallback cycles, conditions.
+
+    A fallback naming an engine the file does not declare is not one of them: the engine may
+    be registered in code, so `turnout.references` checks it once the engines are known.
+    """
     from turnout.conditions import compile_condition
 
     for name, engine in config.engines.items():
@@ -297,8 +401,6 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
             yield ConfigIssue(path, name, "engine names are letters, digits, '_', '-', '.'")
         if engine.target and engine.plugin:
             yield ConfigIssue(f"{path}.plugin", engine.plugin, "give `target` or `plugin`, not both")
-        if engine.fallback is not None and engine.fallback not in config.engines:
-            yield ConfigIssue(f"{path}.fallback", engine.fallback, _unknown("engine", config.engines))
     yield from _fallback_cycles(config)
     yield from _check_shadows(config)
     for key, flag in config.flags.items():
@@ -365,7 +467,7 @@ def _check_split(rpath: str, rule: RuleConfig, flag: FlagConfig) -> Iterator[Con
             # replicas and reset on every restart, moving treated users back.
             yield ConfigIssue(
                 f"{rpath}.rollout.start",
-                None,
+                NOTHING,
                 "a rollout needs a fixed `start` (e.g. 2026-12-01T09:00:00Z) so every process and restart "
                 "agree on its step",
             )
@@ -414,33 +516,140 @@ def _fallback_cycles(config: TurnoutConfig) -> Iterator[ConfigIssue]:
             current = config.engines[current].fallback
 
 
-def _valid_parts(data: Mapping[str, Any], errors: list[Any]) -> dict[str, Any]:
-    """`data` without what failed: bad flags and sections left out, bad engines emptied."""
-    bad = {tuple(error["loc"][:2]) for error in errors}
-    part: dict[str, Any] = {}
-    for section, value in data.items():
-        if section in ("engines", "flags") and isinstance(value, Mapping) and (section,) not in bad:
-            # A bad engine stays declared (empty) so fallbacks naming it are not misreported.
-            part[section] = {
-                name: {} if (section, name) in bad else item
-                for name, item in value.items()
-                if section == "engines" or (section, name) not in bad
-            }
-        elif not any(loc[:1] == (section,) for loc in bad):
-            part[section] = value
-    return part
+# Stand-ins for required keys that are missing, so the rest of their flag can be checked.
+_STAND_INS: dict[str, Any] = {"every": "1d", "steps": [100.0]}
 
 
-def _unknown(kind: str, known: Any) -> str:
+def _salvage(data: Mapping[str, Any], errors: list[Any]) -> TurnoutConfig | None:
+    """`data` with every value that failed removed (and missing keys stood in for), validated.
+
+    Unknown keys are dropped, bad values fall back to their defaults, a missing `default` or
+    `variants` is taken from what the flag names elsewhere; None if it still does not validate.
+    """
+    patched: Any = copy.deepcopy(dict(data))
+    for _ in range(4):
+        for error in errors:
+            _patch(patched, tuple(error["loc"]), error["type"] == "missing")
+        try:
+            return TurnoutConfig.model_validate(patched)
+        except ValidationError as exc:
+            errors = exc.errors()
+    return None
+
+
+def _patch(data: Any, loc: tuple[Any, ...], missing: bool) -> None:
+    parent = data
+    for part in loc[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return
+    key = loc[-1] if loc else None
+    if isinstance(parent, dict) and missing:
+        parent[key] = _stand_in(parent, key)
+        if parent[key] is None:
+            del parent[key]
+            _patch(data, loc[:-1], missing=False)
+    elif isinstance(parent, dict) and key in parent:
+        del parent[key]
+    elif isinstance(parent, list) and isinstance(key, int) and key < len(parent):
+        parent[key] = {} if isinstance(parent[key], dict) else str(parent[key])
+    elif len(loc) > 1:
+        _patch(data, loc[:-1], missing=False)
+
+
+def _stand_in(table: dict[str, Any], key: Any) -> Any:
+    variants = table.get("variants")
+    if key == "default" and isinstance(variants, list) and variants:
+        return variants[0]
+    if key == "variants":
+        named = [table.get("default")]
+        for rule in table.get("rules") or []:
+            if isinstance(rule, dict):
+                named.append(rule.get("serve"))
+                named.extend(rule.get("split") or {})
+        names = sorted({str(name) for name in named if name is not None})
+        return names or None
+    return _STAND_INS.get(str(key))
+
+
+def _order(issue: ConfigIssue) -> tuple[Any, ...]:
+    # Numerically by index, so rules[10] comes after rules[2].
+    parts = re.split(r"[.\[\]]+", issue.path)
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts)
+
+
+def _overlaps(path: str, reported: list[str]) -> bool:
+    """True if `path` is at, inside or around a path already reported."""
+    return any(_within(path, other) or _within(other, path) for other in reported)
+
+
+def _within(path: str, prefix: str) -> bool:
+    return path == prefix or (path.startswith(prefix) and path[len(prefix)] in ".[")
+
+
+def unknown_message(kind: str, known: Any) -> str:
+    """ "unknown engine; declared: a, b" — the message for a name that is not declared."""
     names = ", ".join(sorted(known)) or "none"
     return f"unknown {kind}; declared: {names}"
 
 
+_unknown = unknown_message
+
+
 def _issue(error: Any) -> ConfigIssue:
+    loc = tuple(error["loc"])
     path = ""
-    for part in error["loc"]:
+    for part in loc:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     message = str(error["msg"])
+    value = error.get("input")
     if error["type"] == "extra_forbidden":
-        message = "unknown key (check for a typo)"
-    return ConfigIssue(path or "<root>", error.get("input"), message)
+        message = _unknown_key(loc)
+    elif error["type"] == "missing":
+        message, value = "required key is missing", NOTHING
+    return ConfigIssue(path or "<root>", value, message)
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> str:
+    keys = _keys_at(loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key; did you mean `{close[0]}`?"
+    return f"unknown key; valid keys: {', '.join(keys)}" if keys else "unknown key"
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the model allows at `loc` (table names and list indexes are walked through)."""
+    model: Any = TurnoutConfig
+    parts = list(loc)
+    while parts:
+        fields = getattr(model, "model_fields", {})
+        field = fields.get(parts.pop(0))
+        if field is None:
+            return []
+        annotation = field.annotation
+        model = _model_in(annotation)
+        # dict[str, Model] and list[Model] hold one more level: the name or the index.
+        if model is not None and get_origin(_unwrap(annotation)) in (dict, list) and parts:
+            parts.pop(0)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (UnionType, Union) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def _model_in(annotation: Any) -> Any:
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (dict, list):
+        inner = get_args(annotation)[-1]
+        return inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+    return None

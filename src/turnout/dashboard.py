@@ -26,7 +26,8 @@ _STATUS = {
     "idle": ("💤 No requests", "dim"),
 }
 _LATENCY = (("Mean", "mean"), ("P50", "p50"), ("P95", "p95"), ("P99", "p99"))
-_TABLE_MIN_WIDTH = 110  # below this the components are listed one under another, as in seed 003
+_VARIANT_VS_ENGINE = "A variant counts its requests, fallback time included; an engine, its calls."
+_TABLE_MIN_WIDTH = 110  # below this the components are listed one under another
 
 
 def dashboard_main(
@@ -49,6 +50,7 @@ def dashboard_main(
     _require_rich()
     from rich.console import Console
     from rich.live import Live
+    from rich.rule import Rule
     from rich.text import Text
 
     console = console or Console()
@@ -68,6 +70,16 @@ def dashboard_main(
         return 0 if dashboard.ok else 1
     refreshes = 1
     try:
+        if not console.is_terminal:
+            # Piped or redirected: no cursor to move back, so each refresh is printed after the last.
+            console.print(render(reader.read(final=False), watching=interval_s))
+            while max_refreshes is None or refreshes < max_refreshes:
+                sleep(interval_s)
+                console.print(Rule(style="dim"))
+                console.print(render(reader.read(final=False), watching=interval_s))
+                console.file.flush()
+                refreshes += 1
+            return 0
         with Live(render(reader.read(final=False), watching=interval_s), console=console) as live:
             while max_refreshes is None or refreshes < max_refreshes:
                 sleep(interval_s)
@@ -93,6 +105,8 @@ def render(dashboard: Dashboard, *, watching: float | None = None) -> Renderable
         if dashboard.components:
             parts.append(_Components(dashboard))
         parts += [_experiment_table(name, exp) for name, exp in dashboard.experiments.items()]
+        if dashboard.experiments and dashboard.components:
+            parts.append(Text(_VARIANT_VS_ENGINE, style="dim"))
     parts += [Text(note, style="dim") for note in _footnotes(dashboard)]
     if watching is not None:
         parts.append(Text(f"Refreshing every {watching:g}s; Ctrl-C to quit.", style="dim"))
@@ -107,11 +121,12 @@ def _describe_sources(dashboard: Dashboard) -> str:
         if dashboard.since
         else "newest snapshot of each process"
     )
-    return f"{dashboard.path}: {what}, {processes}, as of {_time(newest)}"
+    # Two lines, so a long path never wraps the sentence in the middle.
+    return f"{dashboard.path}\n{what}, {processes}, as of {_time(newest)}"
 
 
 class _Components:
-    """A table of components on a wide terminal, a list like seed 003's on a narrow one."""
+    """A table of components on a wide terminal, a list on a narrow one."""
 
     def __init__(self, dashboard: Dashboard) -> None:
         self.components = dashboard.components
@@ -199,7 +214,8 @@ def _status(figures: Figures) -> Text:
     from rich.text import Text
 
     label, style = _STATUS.get(figures.status or "", (f"❔ {figures.status}", "magenta"))
-    reason = f" ({figures.status_reason})" if figures.status_reason else ""
+    # "Healthy (within thresholds)" says nothing more than "Healthy"; a breach says which one.
+    reason = f" ({figures.status_reason})" if figures.status_reason and figures.status != "healthy" else ""
     return Text(label + reason, style=style)
 
 

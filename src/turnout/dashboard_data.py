@@ -276,5 +276,5 @@ def _timestamp(value: Any) -> datetime:
         stamp = datetime.fromisoformat(value)
     except ValueError as exc:
         raise _Malformed(f"bad timestamp {value!r}") from exc
-    # Hand-made exporters (seed 003's) wrote timestamps without a zone; they are UTC.
+    # Hand-made exporters wrote timestamps without a zone; they are UTC.
     return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp

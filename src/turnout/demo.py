@@ -90,13 +90,36 @@ async def _drive(
     return served
 
 
+class _LogCollector:
+    """A structlog processor keeping the demo's log events, to summarise after the progress bar.
+
+    The fake LLM fails on purpose: printed as they happen, those failures would read as
+    problems of the demo and break up the progress display.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, logger: Any, method: str, event: Any) -> Any:
+        import structlog
+
+        self.events.append(dict(event))
+        raise structlog.DropEvent
+
+
 def run_demo(*, users: int = 3000, seed: int = 7) -> int:
     """Drive `users` synthetic users through the example app; print the dashboard and where files are."""
+    import structlog
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console()
     started = time.perf_counter()
+    logs = _LogCollector()
+    # The demo is the application here: it decides where turnout's log lines go.
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, logs], cache_logger_on_first_use=False
+    )
     example = _example_module()
     console.print("[bold]turnout demo[/]: the chat-coordinator example (legacy, workflow, langgraph engines)")
     with console.status("loading the config and the intent model (trained from shipped data on first run)…"):
@@ -120,6 +143,7 @@ def run_demo(*, users: int = 3000, seed: int = 7) -> int:
             await turnout.stop()  # final metrics snapshot, events flushed
 
     served = asyncio.run(main())
+    _print_failures(console, turnout.failures.snapshot(), logs.events)
     _print_split(console, served)
     from turnout.dashboard import dashboard_main
 
@@ -129,18 +153,22 @@ def run_demo(*, users: int = 3000, seed: int = 7) -> int:
     sink = turnout.config.events.sink
     if sink.startswith("sqlite:///"):
         sink = str(Path(sink.removeprefix("sqlite:///")).resolve())
-    console.print(f"\nfinished in {time.perf_counter() - started:.1f}s. Files:")
-    console.print(f"  metrics  {Path(metrics).resolve()}  (one JSON line per snapshot)")
-    console.print(f"  events   {sink}  (table analytics_events: exposures and session.* events)")
+    console.print(f"\nFinished in {time.perf_counter() - started:.1f}s. Files:")
+    console.print("  metrics (one JSON line per snapshot):", soft_wrap=True)
+    console.print(f"    {Path(metrics).resolve()}", soft_wrap=True)
+    console.print("  events (table analytics_events: exposures and session.* events):", soft_wrap=True)
+    console.print(f"    {sink}", soft_wrap=True)
     turnout_cmd, python = _commands()
     console.print("Try next:")
-    console.print(f"  {turnout_cmd} dashboard {metrics}")
-    console.print(f"  {turnout_cmd} events summary")
-    console.print(f"  {turnout_cmd} shadow report coordinator {metrics}")
-    console.print(f"  {turnout_cmd} validate examples/chat_coordinators/turnout.toml")
-    console.print(
-        f"  {python} -m uvicorn examples.chat_coordinators.app:app --port 8000   # POST /chat, GET /metrics/"
-    )
+    for command in (
+        f"{turnout_cmd} dashboard {metrics}",
+        f"{turnout_cmd} events summary",
+        f"{turnout_cmd} shadow report coordinator {metrics}",
+        f"{turnout_cmd} validate examples/chat_coordinators/turnout.toml",
+        f"{python} -m uvicorn examples.chat_coordinators.app:app",
+    ):
+        console.print(f"  {command}", soft_wrap=True, highlight=False)
+    console.print("  (the app answers POST /chat and GET /metrics)")
     return 0
 
 
@@ -159,11 +187,38 @@ def _commands() -> tuple[str, str]:
     return shown(os.path.abspath(script), "turnout"), shown(sys.executable, "python")
 
 
+def _print_failures(console: Any, failures: dict[str, dict[str, int]], events: list[dict[str, Any]]) -> None:
+    """The failures the simulation provoked, counted, and any other warning logged meanwhile."""
+    rows = [
+        (component, kind, n) for component, kinds in sorted(failures.items()) for kind, n in kinds.items()
+    ]
+    simulated = [row for row in rows if row[0].startswith("engine.")]
+    for title, found in (
+        ("Simulated failures (the fake LLM fails on purpose), by engine:", simulated),
+        ("Other failures:", [row for row in rows if row not in simulated]),
+    ):
+        if found:
+            console.print(title)
+            width = max(len(component) for component, _, _ in found)
+            for component, kind, n in found:
+                console.print(f"  {component:<{width}}  {kind:<20} {n:>6,}", highlight=False)
+    others = [
+        event
+        for event in events
+        if event.get("event") != "turnout.failure" and event.get("level") in ("warning", "error", "critical")
+    ]
+    for event in others:
+        details = ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("event", "level"))
+        console.print(f"{event['level']}: {event['event']} {details}", soft_wrap=True, highlight=False)
+
+
 def _print_split(console: Any, served: Counter[tuple[str, str]]) -> None:
     from rich.table import Table
 
-    table = Table(title="requests by plan and variant (enterprise → langgraph; the rest → workflow canary)")
-    variants = sorted({variant for _, variant in served})
+    table = Table(title="Requests by plan and variant", title_justify="left", title_style="bold")
+    variants = sorted({variant for _, variant in served} - {"failed"})
+    if served[("free", "failed")] + served[("premium", "failed")] + served[("enterprise", "failed")]:
+        variants.append("failed")
     table.add_column("plan")
     for variant in variants:
         table.add_column(variant, justify="right")
@@ -171,6 +226,16 @@ def _print_split(console: Any, served: Counter[tuple[str, str]]) -> None:
         total = sum(served[(plan, v)] for v in variants) or 1
         table.add_row(plan, *(f"{served[(plan, v)]:,} ({served[(plan, v)] / total:.0%})" for v in variants))
     console.print(table)
+    premium = sum(served[("premium", v)] for v in variants)
+    by_intent = served[("premium", "langgraph")]
+    share = f"{by_intent:,} of {premium:,} premium requests ({by_intent / (premium or 1):.0%})"
+    console.print("How they were routed (examples/chat_coordinators/turnout.toml):")
+    console.print("  enterprise plan -> langgraph (rule enterprise)")
+    console.print("  premium, intent human_agent or complaint -> langgraph (intent rule):")
+    console.print(f"    {share}")
+    console.print("  everyone else -> workflow-canary: 90% legacy, 10% workflow, sticky per user")
+    if "failed" in variants:
+        console.print("  failed: the engine and its fallback both failed; the client got a 503")
 
 
 def _print_shadows(console: Any, turnout: Any) -> None:

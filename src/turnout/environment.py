@@ -1,6 +1,6 @@
-"""Configuration from environment variables: the seed's switches and `TURNOUT_*` settings.
+"""Configuration from environment variables: the environment switches and `TURNOUT_*` settings.
 
-The seed's hand-written feature flags used `COORDINATOR_ENGINE`, `ENABLE_ML_INTENT`,
+Hand-written feature flags commonly use `COORDINATOR_ENGINE`, `ENABLE_ML_INTENT`,
 `ENABLE_CONTEXT_AWARE`, `AB_TESTING_ENABLED` and `AB_TRAFFIC_SPLIT`; they keep working
 unchanged and override whatever a config file says. See docs/configuration.md.
 """
@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from turnout.config import TurnoutConfig
 from turnout.errors import ConfigError, ConfigIssue
 
-SEED_ENGINES = ("legacy", "workflow", "langgraph")
+SWITCH_ENGINES = ("legacy", "workflow", "langgraph")
 DEFAULT_AB_SPLIT = 0.1
 _SECTIONS = ("routing", "intent", "telemetry", "events", "http", "plugins")
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -29,7 +29,7 @@ def apply_environment(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[s
     result: dict[str, Any] = copy.deepcopy(dict(data), memo=_shared_options(data))
     issues: list[ConfigIssue] = []
     _apply_settings(result, env, issues)
-    _apply_seed_switches(result, env, issues)
+    _apply_switches(result, env, issues)
     if issues:
         raise ConfigError(issues, source="environment")
     return result
@@ -61,7 +61,7 @@ def _apply_settings(data: dict[str, Any], env: Mapping[str, str], issues: list[C
             node[parts[-1]] = value
 
 
-def _apply_seed_switches(data: dict[str, Any], env: Mapping[str, str], issues: list[ConfigIssue]) -> None:
+def _apply_switches(data: dict[str, Any], env: Mapping[str, str], issues: list[ConfigIssue]) -> None:
     ml_intent = _flag(env, "ENABLE_ML_INTENT", issues)
     context_aware = _flag(env, "ENABLE_CONTEXT_AWARE", issues)
     ab_testing = _flag(env, "AB_TESTING_ENABLED", issues)
@@ -82,10 +82,10 @@ def _apply_seed_switches(data: dict[str, Any], env: Mapping[str, str], issues: l
         return
     key = env.get("TURNOUT_FLAG", "").strip() or "coordinator"
     flags = _table(data, "flags")
-    flag = flags.setdefault(key, {"variants": list(SEED_ENGINES), "default": "legacy"})
+    flag = flags.setdefault(key, {"variants": list(SWITCH_ENGINES), "default": "legacy"})
     if not (_is_list(flag, "variants") and _is_list(flag, "rules")):
         return  # the file's own shape error is reported by validation
-    variants = flag.setdefault("variants", list(SEED_ENGINES))
+    variants = flag.setdefault("variants", list(SWITCH_ENGINES))
     for name, value in (("COORDINATOR_ENGINE", engine), ("TURNOUT_DEFAULT_ENGINE", default)):
         if value is not None and value not in variants:
             issues.append(
@@ -95,7 +95,7 @@ def _apply_seed_switches(data: dict[str, Any], env: Mapping[str, str], issues: l
             )
             return
     baseline = default or flag.get("default") or "legacy"
-    # Either way the environment owns this flag's splits: as in the seed, COORDINATOR_ENGINE
+    # Either way the environment owns this flag's splits: as with hand-written switches, COORDINATOR_ENGINE
     # alone means "this engine", so it also rolls back a canary that a file defines.
     rules = [rule for rule in flag.get("rules", []) if not isinstance(rule, dict) or "split" not in rule]
     if not ab_testing:

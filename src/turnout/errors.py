@@ -12,6 +12,15 @@ class TurnoutError(Exception):
     """Base class for every error turnout raises on purpose."""
 
 
+class _Nothing:
+    def __repr__(self) -> str:
+        return "NOTHING"
+
+
+NOTHING: Any = _Nothing()
+"""The `value` of a `ConfigIssue` about something absent (a missing key, an unreadable file)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ConfigIssue:
     """One problem in a configuration: where it is, what was there, what is wrong."""
@@ -21,6 +30,8 @@ class ConfigIssue:
     message: str
 
     def __str__(self) -> str:
+        if self.value is NOTHING:
+            return f"{self.path}: {self.message}"
         return f"{self.path}: {self.message} (got {_short_repr(self.value)})"
 
 

@@ -21,6 +21,7 @@ from turnout.environment import apply_environment
 from turnout.errors import ConfigError, TurnoutError
 from turnout.failures import Failures
 from turnout.intent.signal import classify
+from turnout.references import attribute_issues, fallback_issues, shadow_issues, variant_issues
 from turnout.shadow import ShadowRunner, unsafe_shadows
 from turnout.snapshot import Builder, Snapshot, event_tracker, needs_restart
 from turnout.telemetry.hub import Telemetry
@@ -94,6 +95,9 @@ class Turnout:
             if watch and self._path is not None
             else None
         )
+        # Engines registered in code are known once the app starts or first decides; until
+        # then a fallback may name one that is not registered yet.
+        self._engines_known = False
         self._snapshot = self._build(
             self._validate(config if config is not None else {}), str(path) if path else None
         )
@@ -102,7 +106,7 @@ class Turnout:
     @classmethod
     def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:
         """Load a TOML or JSON file; the environment (`os.environ` by default) overrides it."""
-        return cls(load_file(path), path=path, env=env, **kwargs)
+        return cls(load_file(path), path=path, env=os.environ if env is None else env, **kwargs)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:
@@ -124,13 +128,36 @@ class Turnout:
     ) -> TurnoutConfig:
         if isinstance(config, TurnoutConfig):
             return config
-        environ = os.environ if self._env is None else self._env
+        # Only `from_file`/`from_env` (or an explicit `env=`) read the environment: a config
+        # built in code means what it says.
         return validate_config(
-            apply_environment(config, environ), source=source or (str(self._path) if self._path else None)
+            apply_environment(config, self._env or {}),
+            source=source or (str(self._path) if self._path else None),
         )
 
     def _build(self, config: TurnoutConfig, source: str | None) -> Snapshot:
-        return self._builder.build(config, source, getattr(self, "_snapshot", None))
+        snapshot = self._builder.build(config, source, getattr(self, "_snapshot", None))
+        if self._engines_known:
+            self._check_fallbacks(snapshot)
+        for issue in attribute_issues(config):
+            _log.warning("turnout.attribute_unprovided", setting=issue.path, note=issue.message)
+        return snapshot
+
+    def _check_fallbacks(self, snapshot: Snapshot) -> None:
+        """Raise a ConfigError for each fallback or shadow naming an engine not declared nor registered."""
+        engines = snapshot.engines.engines
+        issues = fallback_issues(snapshot.config, engines) + shadow_issues(snapshot.config, engines)
+        if issues:
+            raise ConfigError(issues, source=snapshot.source)
+
+    def _engines_now_known(self, snapshot: Snapshot) -> None:
+        """At the first decision of an app never started: report fallbacks to missing engines."""
+        self._engines_known = True
+        try:
+            self._check_fallbacks(snapshot)
+        except ConfigError as exc:
+            # A decision never raises: the request is served, the problem logged once and counted.
+            self.failures.record("config", exc)
 
     def reload(self, config: TurnoutConfig | Mapping[str, Any] | str | Path | None = None) -> TurnoutConfig:
         """Swap in a new config atomically; if it does not validate, the old one stays and this raises."""
@@ -253,6 +280,8 @@ class Turnout:
         return kind(self, context, self._decide(snapshot, flag, context), snapshot)
 
     def _decide(self, snapshot: Snapshot, flag: str, ctx: RoutingContext) -> Decision:
+        if not self._engines_known:
+            self._engines_now_known(snapshot)
         compiled = snapshot.flags.get(flag)
         if compiled is None:
             self.failures.record("decide", KeyError(flag), flag=flag)
@@ -358,19 +387,18 @@ class Turnout:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start background work (config watching) and warn about variants with no engine."""
+        """Start background work (config watching); check the engines the config names.
+
+        A fallback naming an engine neither declared nor registered in code raises `ConfigError`;
+        a variant with no engine is a warning (its requests get the default engine).
+        """
         snapshot = self._snapshot
-        for key, flag in snapshot.flags.items():
-            missing = [
-                v for v, e in flag.engines.items() if e is not None and e not in snapshot.engines.engines
-            ]
-            if missing:
-                _log.warning(
-                    "turnout.engines_missing",
-                    flag=key,
-                    variants=missing,
-                    note="requests for these variants are served by the default engine",
-                )
+        self._check_fallbacks(snapshot)
+        self._engines_known = True
+        for issue in variant_issues(snapshot.config, snapshot.engines.engines):
+            _log.warning(
+                "turnout.engines_missing", setting=issue.path, variants=issue.value, note=issue.message
+            )
         try:
             if self._watcher is not None:
                 self._watcher.start()
@@ -410,7 +438,7 @@ class Turnout:
         return self.telemetry.metrics.measure(component)
 
     def metrics_app(self) -> ASGIApp:
-        """Prometheus' `/metrics` endpoint as an ASGI app: `app.mount("/metrics", turnout.metrics_app())`."""
+        """Prometheus' endpoint as an ASGI app: `app.add_route("/metrics", turnout.metrics_app())`."""
         return self.telemetry.metrics_app()
 
     # -- faces ---------------------------------------------------------------------------

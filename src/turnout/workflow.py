@@ -15,7 +15,7 @@ Step = Callable[[dict[str, Any]], Any]
 
 
 class Workflow:
-    """Run steps in order over a state dict, like seed 003's WorkflowCoordinator.
+    """Run steps in order over a state dict, like a hand-written WorkflowCoordinator.
 
     A step gets the state and may return a mapping, merged into the state. The call's
     first positional argument becomes `state[input_key]`, keyword arguments are added as

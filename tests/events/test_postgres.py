@@ -198,7 +198,7 @@ async def test_a_row_postgres_refuses_for_good_is_skipped_logged_and_counted(pg_
 
 
 async def test_a_hand_made_table_of_that_name_is_reported_not_altered(pg_url: str) -> None:
-    with psycopg.connect(pg_url, autocommit=True) as conn:  # seed 004's own analytics_events
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # a hand-made analytics_events
         conn.execute(
             "CREATE TABLE analytics_events (id BIGSERIAL PRIMARY KEY, event_name VARCHAR(50) NOT NULL,"
             " session_id VARCHAR(64), event_data JSONB NOT NULL, created_at TIMESTAMP DEFAULT NOW())"

@@ -26,7 +26,7 @@ FIRST = datetime(2025, 12, 29, 20, 0, tzinfo=UTC)
 
 
 def support_bot_events() -> list[Event]:
-    """Seed 004's events: 80 chat sessions from 15 users over the turn of the year."""
+    """Support-bot events: 80 chat sessions from 15 users over the turn of the year."""
     events: list[Event] = []
 
     def add(name: str, user: str, session: str | None, at: datetime, **properties: Any) -> None:
@@ -203,6 +203,28 @@ def test_rates(stats: EventStats) -> None:
     assert Rate(0, 0).value is None
 
 
+def test_a_rate_over_sessions_counts_each_session_once_and_never_exceeds_one(tmp_path: Path) -> None:
+    # Four sessions, one escalated twice, and an escalation of a session that started earlier.
+    at = FIRST
+    events = [Event("session.start", f"u{n}", {"variant": v}, at, session_id=f"s{n}")
+              for n, v in enumerate(["legacy", "legacy", "workflow", "workflow"])]  # fmt: skip
+    events += [
+        Event("session.escalate", "u0", {"variant": "legacy"}, at + timedelta(minutes=1), session_id="s0"),
+        Event("session.escalate", "u0", {"variant": "legacy"}, at + timedelta(minutes=2), session_id="s0"),
+        Event("session.escalate", "u9", {"variant": "workflow"}, at + timedelta(minutes=3), session_id="old"),
+    ]
+    sink = SQLiteSink(tmp_path / "events.db")
+    asyncio.run(write(sink, events))
+    with EventStats.open(sink, now=lambda: NOW) as stats:
+        assert stats.rate("session.escalate", "session.start") == Rate(3, 4)  # events: as they are
+        assert stats.rate("session.escalate", "session.start", unit="sessions") == Rate(1, 4)
+        by_variant = stats.rate("session.escalate", "session.start", unit="sessions", by="variant")
+        assert by_variant == {"legacy": Rate(1, 2), "workflow": Rate(0, 2)}
+        workflow = stats.rate("session.escalate", "session.start", segment={"variant": "workflow"})
+        assert workflow == Rate(1, 2)  # the segment applies to both sides
+        assert stats.rate("session.start", "session.start", by="channel") == {None: Rate(4, 4)}
+
+
 def test_numbers_of_a_property(stats: EventStats) -> None:
     assert stats.numbers("response_time_ms") == oracle_numbers("response_time_ms", None)
     assert stats.numbers("response_time_ms", by="day") == oracle_numbers("response_time_ms", "day")
@@ -286,6 +308,9 @@ def report(stats: EventStats) -> dict[str, Any]:
         "counts": stats.counts(),
         "months": stats.counts(by="month", unit="users"),
         "escalation": stats.rate("session.escalate", "session.start", month="2026-01"),
+        "escalated_sessions": stats.rate("session.escalate", "session.start", unit="sessions"),
+        "by_channel": stats.rate("session.escalate", "session.start", unit="sessions", by="channel"),
+        "by_success": stats.rate("query.order", "session.start", by="success"),
         "orders": stats.rate("query.order", "query.order", where={"success": True}, since="7d"),
         "numbers": stats.numbers("response_time_ms", by="month"),
         "funnel": stats.funnel("session.start", "ticket.created", within="2h", unit="users"),

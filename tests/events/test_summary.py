@@ -1,4 +1,4 @@
-"""`turnout events summary`: totals, top events, per-day counts and seed 004's rates, or a clear why-not."""
+"""`turnout events summary`: totals, top events, per-day counts and support-bot rates, or a clear why-not."""
 
 from __future__ import annotations
 

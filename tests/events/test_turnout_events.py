@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from structlog.testing import capture_logs
 
 from turnout import BoundEngine, ConfigError, RoutingContext, Turnout, experiment
 from turnout.asgi import TurnoutMiddleware
@@ -29,7 +30,7 @@ CONFIG: dict[str, Any] = {
 
 
 def make(sink: MemorySink) -> Turnout:
-    turnout = Turnout(CONFIG, env={}, event_sinks=[sink])
+    turnout = Turnout(CONFIG, event_sinks=[sink])
     turnout.add_engine("legacy", lambda message: "legacy")
     turnout.add_engine("workflow", lambda message: "workflow")
     return turnout
@@ -95,7 +96,7 @@ async def test_bad_events_never_raise_and_are_counted() -> None:
 
 def test_an_unknown_sink_is_a_load_error() -> None:
     try:
-        Turnout({"events": {"sink": "kafka://broker"}}, env={})
+        Turnout({"events": {"sink": "kafka://broker"}})
     except ConfigError as exc:
         assert exc.issues[0].path == "events.sink"
         assert exc.issues[0].value == "kafka://broker"
@@ -114,3 +115,26 @@ async def test_events_after_stop_are_refused_and_counted_as_lost() -> None:
     assert turnout.track("again.event", distinct_id="u1") is True
     await turnout.stop()
     assert sink.names() == ["again.event"]
+
+
+async def test_events_tracked_before_start_warn_once_that_nothing_delivers_them() -> None:
+    sink = MemorySink()
+    turnout = make(sink)
+    with capture_logs() as logs:
+        turnout.track("session.start", "u1")
+        turnout.track("session.start", "u2")
+    (warning,) = [entry for entry in logs if entry["event"] == "turnout.events_not_started"]
+    assert warning["log_level"] == "warning"
+    assert "turnout.start()" in warning["note"]
+    await turnout.start()  # they are delivered once it starts
+    await turnout.stop()
+    assert sorted(event.distinct_id for event in sink.events) == ["u1", "u2"]
+
+
+async def test_a_started_tracker_does_not_warn() -> None:
+    turnout = make(MemorySink())
+    await turnout.start()
+    with capture_logs() as logs:
+        turnout.track("session.start", "u1")
+    await turnout.stop()
+    assert [entry for entry in logs if entry["event"] == "turnout.events_not_started"] == []

@@ -106,8 +106,8 @@ async def test_bad_input_is_a_422_and_metrics_are_served(monkeypatch: pytest.Mon
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         await client.post("/chat", json={"message": "hello"}, headers={"X-User-Id": "m"})
-        metrics = await client.get("/metrics/")
-    assert metrics.status_code == 200
+        metrics = await client.get("/metrics")
+    assert metrics.status_code == 200  # served at /metrics itself, no 307 to /metrics/
     assert 'turnout_requests_total{component="decide"}' in metrics.text
     assert "engine" not in (await _openapi_params(app))
 
@@ -133,7 +133,7 @@ async def _openapi_params(app: Any) -> list[str]:
     return [p["name"] for p in operation.get("parameters", [])]
 
 
-async def test_events_follow_seed_004s_taxonomy(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_events_follow_the_support_bot_taxonomy(monkeypatch: pytest.MonkeyPatch) -> None:
     turnout, sink, app = make(monkeypatch)
     await turnout.start()
     await chat(app, "ev-1", "enterprise", "I need a human, this is unacceptable")

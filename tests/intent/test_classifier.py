@@ -256,7 +256,7 @@ def test_rules_route_on_the_classified_intent(classifier: FastTextClassifier, mo
             }
         },
     }
-    router = Turnout(config, classifier=classifier, env={})
+    router = Turnout(config, classifier=classifier)
     refund = router.decide("coordinator", RoutingContext("u1", text="我要退款"))
     hello = router.decide("coordinator", RoutingContext("u2", text="hello there"))
     assert (refund.variant, hello.variant) == ("workflow", "legacy")

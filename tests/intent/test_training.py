@@ -177,14 +177,16 @@ def demo_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return default_model(tmp_path_factory.mktemp("cache"))
 
 
-def test_default_model_is_a_small_quantized_model_of_the_shipped_data(demo_model: Path) -> None:
-    assert demo_model.suffix == ".ftz"
+def test_default_model_is_a_small_model_of_the_shipped_data_measured_on_held_out_rows(
+    demo_model: Path,
+) -> None:
     assert demo_model.stat().st_size <= 5_000_000
     card = ModelCard.read(demo_model)
-    assert card.quantized
     assert card.evaluation is not None
+    assert card.evaluation["source"] == "held-out split"
+    assert card.evaluation["rows"] == 55  # 10% of the 550 rows, never trained on
+    assert card.trained_on.startswith("90%")
     classifier = FastTextClassifier.load(demo_model)
-    assert classifier.quantized
     assert classifier.predict("转人工").label == "human_agent"
     assert classifier.predict("I want to cancel my order").label == "cancel_order"
 
@@ -255,3 +257,30 @@ def test_cli_reports_bad_input_on_stderr(tmp_path: Path, capsys: pytest.CaptureF
     assert "d.csv line 3: the row has no label" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "missing.ftz"), str(data)]) == 1
     assert "missing.ftz: no such file" in capsys.readouterr().err
+
+
+def test_default_model_without_arguments_uses_the_cache_dir(
+    demo_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TURNOUT_CACHE_DIR", str(demo_model.parent))
+    assert turnout.intent.cache_dir() == demo_model.parent
+    assert default_model() == demo_model  # the documented call, no argument
+
+
+def test_cli_trains_from_the_shipped_data_and_warns_when_evaluating_on_training_data(
+    tmp_path: Path, demo_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "builtin.bin"
+    assert main(["train", "builtin", "-o", str(output), "--bucket", "20000", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "11 labels, 550 rows" in out and "(held-out split)" in out
+    assert ModelCard.read(output).data_sha256 == ModelCard.read(demo_model).data_sha256
+
+    assert main(["eval", str(demo_model), "builtin"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: builtin is the data" in captured.err
+    assert "overstate" in captured.err
+
+    held_out = write(tmp_path, "new.csv", "text,label\nwhere is my parcel,tracking\n")
+    assert main(["eval", str(demo_model), str(held_out)]) == 0
+    assert "warning" not in capsys.readouterr().err

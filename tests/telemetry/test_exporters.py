@@ -50,7 +50,7 @@ def config(**telemetry: Any) -> dict[str, Any]:
 
 
 def make(settings: dict[str, Any], *exporters: Exporter, fail: str | None = None) -> Turnout:
-    t = Turnout(settings, env={}, exporters=exporters)
+    t = Turnout(settings, exporters=exporters)
 
     def engine_named(name: str) -> Any:
         def engine(message: str) -> str:
@@ -344,7 +344,7 @@ async def test_health_statuses_come_from_thresholds() -> None:
         "overrides": {"b": "broken"},
     }
     memory = InMemoryExporter()
-    t = Turnout({**settings, "engines": {"broken": NO_BREAKER}}, env={}, exporters=[memory])
+    t = Turnout({**settings, "engines": {"broken": NO_BREAKER}}, exporters=[memory])
 
     async def slow(message: str) -> str:
         await asyncio.sleep(0.01)  # at least 10 ms: well over the 5 ms warning threshold
@@ -410,7 +410,7 @@ def test_an_unknown_exporter_name_is_a_load_error() -> None:
     from turnout import ConfigError, Turnout
 
     with pytest.raises(ConfigError) as caught:
-        Turnout({"telemetry": {"exporters": ["jsonl", "statsd"]}}, env={})
+        Turnout({"telemetry": {"exporters": ["jsonl", "statsd"]}})
     issue = caught.value.issues[0]
     assert (issue.path, issue.value) == ("telemetry.exporters[1]", "statsd")
     assert "turnout.exporters" in issue.message and "built in: jsonl" in issue.message

@@ -120,7 +120,7 @@ def test_an_application_configuration_is_left_alone() -> None:
 
 
 async def test_turnout_start_configures_logging_from_config() -> None:
-    t = Turnout({"telemetry": {"exporters": [], "log_format": "json"}}, env={})
+    t = Turnout({"telemetry": {"exporters": [], "log_format": "json"}})
 
     await t.start()
     await t.stop()
@@ -133,7 +133,7 @@ async def test_turnout_start_configures_logging_from_config() -> None:
 async def test_turnout_start_keeps_the_application_logging() -> None:
     renderer = structlog.processors.KeyValueRenderer()
     structlog.configure(processors=[renderer])
-    t = Turnout({"telemetry": {"exporters": [], "log_format": "json"}}, env={})
+    t = Turnout({"telemetry": {"exporters": [], "log_format": "json"}})
 
     await t.start()
     await t.stop()

@@ -41,7 +41,7 @@ def config(tmp_path: Path | None = None, **telemetry: Any) -> dict[str, Any]:
 
 
 def make(settings: dict[str, Any], *exporters: Exporter) -> Turnout:
-    t = Turnout(settings, env={}, exporters=exporters)
+    t = Turnout(settings, exporters=exporters)
     t.add_engine("legacy", lambda message: message)
     t.add_engine("workflow", lambda message: message)
     return t

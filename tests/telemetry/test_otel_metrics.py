@@ -35,8 +35,7 @@ def make(**telemetry: Any) -> Turnout:
                 }
             },
             "telemetry": {"exporters": [], "snapshot_interval_s": 3600} | telemetry,
-        },
-        env={},
+        }
     )
 
     def workflow(message: str) -> str:

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.routing import Route
 
 from turnout import RoutingContext, Turnout
 from turnout.telemetry.prometheus import PrometheusExporter
@@ -34,8 +34,7 @@ def make(**telemetry: Any) -> Turnout:
                 }
             },
             "telemetry": {"exporters": [], "snapshot_interval_s": 3600} | telemetry,
-        },
-        env={},
+        }
     )
 
     def workflow(message: str) -> str:
@@ -57,10 +56,10 @@ async def traffic(t: Turnout, n: int) -> dict[str, int]:
 
 
 async def scrape(t: Turnout) -> httpx.Response:
-    app = Starlette(routes=[Mount("/metrics", app=t.metrics_app())])
+    app = Starlette(routes=[Route("/metrics", t.metrics_app())])
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        return await client.get("/metrics/")
+        return await client.get("/metrics")
 
 
 def samples(text: str) -> dict[str, list[Sample]]:

@@ -55,7 +55,7 @@ def config(*, intent: bool = False) -> dict[str, Any]:
 
 def key_for(variant: str) -> str:
     """A targeting key the canary split assigns to `variant` (found on a throwaway Turnout)."""
-    probe = Turnout(config(), env={})
+    probe = Turnout(config())
     return next(
         f"u{i}" for i in range(1000) if probe.decide(FLAG, RoutingContext(f"u{i}")).variant == variant
     )
@@ -81,7 +81,7 @@ def make(
     intent: bool = False,
     classifier: FakeClassifier | None = None,
 ) -> Turnout:
-    t = Turnout(config(intent=intent), env={}, tracer_provider=provider, classifier=classifier)
+    t = Turnout(config(intent=intent), tracer_provider=provider, classifier=classifier)
     failing = set(fail)
     for name, version in VERSIONS.items():
         t.add_engine(name, engine_named(name, failing), version=version)
@@ -245,7 +245,7 @@ async def test_an_engine_error_without_fallback_sets_error_status_and_records_th
 
 
 def test_sync_runs_get_spans_too(provider: TracerProvider, exporter: InMemorySpanExporter) -> None:
-    t = Turnout(config(), env={}, tracer_provider=provider)
+    t = Turnout(config(), tracer_provider=provider)
     t.add_engine("legacy", lambda message: f"sync:{message}", version="1.0")
     ctx = RoutingContext(KEYS["legacy"])
 

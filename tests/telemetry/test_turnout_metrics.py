@@ -36,7 +36,7 @@ def config(*, intent: bool = False) -> dict[str, Any]:
 
 def keys_for(variant: str, n: int) -> list[str]:
     """`n` targeting keys the canary split assigns to `variant` (found on a throwaway Turnout)."""
-    probe = Turnout(config(), env={})
+    probe = Turnout(config())
     found = [f"u{i}" for i in range(2000) if probe.decide(FLAG, RoutingContext(f"u{i}")).variant == variant]
     return found[:n]
 
@@ -53,7 +53,7 @@ class Classifier:
 
 
 def make(*, fail: Iterable[str] = (), intent: bool = False) -> Turnout:
-    t = Turnout(config(intent=intent), env={}, classifier=Classifier())
+    t = Turnout(config(intent=intent), classifier=Classifier())
     failing = set(fail)
 
     def engine_named(name: str) -> Any:
@@ -213,9 +213,7 @@ async def test_a_failure_without_fallback_is_counted_and_raised() -> None:
 
 
 async def test_an_engine_timeout_is_counted_under_its_error_type() -> None:
-    t = Turnout(
-        {**config(), "engines": {"legacy": {}, "workflow": {"fallback": "legacy", "timeout_ms": 20}}}, env={}
-    )
+    t = Turnout({**config(), "engines": {"legacy": {}, "workflow": {"fallback": "legacy", "timeout_ms": 20}}})
     never = asyncio.Event()
 
     async def workflow(message: str) -> str:
@@ -299,7 +297,7 @@ async def test_measure_inside_an_engine_and_nested() -> None:
 async def test_sync_engines_in_worker_threads_give_exact_counts() -> None:
     # No fallback and no breaker: exactly one attempt per request.
     no_breaker = {"circuit_breaker": {"enabled": False}}
-    t = Turnout({**config(), "engines": {"legacy": no_breaker, "workflow": no_breaker}}, env={})
+    t = Turnout({**config(), "engines": {"legacy": no_breaker, "workflow": no_breaker}})
     seen: set[str] = set()
     lock = threading.Lock()
 
@@ -336,7 +334,7 @@ async def test_sync_engines_in_worker_threads_give_exact_counts() -> None:
 
 
 def test_sync_runs_from_many_threads_give_exact_counts() -> None:
-    t = Turnout(config(), env={})
+    t = Turnout(config())
     t.add_engine("legacy", lambda message: message)
     t.add_engine("workflow", lambda message: message)
     start = threading.Barrier(8)

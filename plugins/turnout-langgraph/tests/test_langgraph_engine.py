@@ -166,7 +166,6 @@ def serving(options: dict[str, Any], **kwargs: Any) -> Turnout:
             },
             "flags": {FLAG: {"variants": ["legacy", "langgraph"], "default": "langgraph"}},
         },
-        env={},
         **kwargs,
     )
 
@@ -421,7 +420,6 @@ async def test_each_node_is_a_child_span_of_the_engine_span(
     provider, exporter = spans
     turnout = Turnout(
         {"flags": {FLAG: {"variants": ["langgraph"], "default": "langgraph"}}},
-        env={},
         tracer_provider=provider,
     )
     turnout.add_engine(
@@ -471,7 +469,6 @@ async def test_a_failing_node_span_records_the_error_and_the_engine_span_the_fal
             "engines": {"langgraph": {"fallback": "legacy"}, "legacy": {"target": f"{GRAPHS}:legacy"}},
             "flags": {FLAG: {"variants": ["legacy", "langgraph"], "default": "langgraph"}},
         },
-        env={},
         tracer_provider=provider,
     )
     turnout.add_engine("langgraph", LangGraphEngine(graphs.failing, tracer_provider=provider))

@@ -176,7 +176,7 @@ class PostgresSink(EventSink):
             if found and (missing := [column for column in COLUMNS if column not in found]):
                 raise TurnoutError(
                     f"postgres sink: table {self.table!r} exists without the columns {', '.join(missing)} "
-                    "(made by hand, like seed 004's?): give the sink another table (table= or ?table=NAME)"
+                    "(made by hand?): give the sink another table (table= or ?table=NAME)"
                 )
             applied = {row[0] for row in conn.execute(self._sql.applied, (self.table,)).fetchall()}
             for version, what, statements in self._sql.migrations:

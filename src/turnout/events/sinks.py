@@ -50,7 +50,7 @@ CREATE INDEX IF NOT EXISTS idx_{TABLE}_name_created ON {TABLE} (event_name, crea
 CREATE INDEX IF NOT EXISTS idx_{TABLE}_distinct_id ON {TABLE} (distinct_id);
 CREATE INDEX IF NOT EXISTS idx_{TABLE}_created ON {TABLE} (created_at);
 """
-"""The SQLite schema (seed 004's `analytics_events`); `created_at` is ISO 8601 UTC text."""
+"""The SQLite schema (the usual `analytics_events` shape); `created_at` is ISO 8601 UTC text."""
 
 INSERT = (
     f"INSERT OR IGNORE INTO {TABLE} (id, kind, event_name, distinct_id, session_id, properties, created_at) "

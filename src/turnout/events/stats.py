@@ -19,6 +19,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import overload
 
 from turnout.config import parse_duration
 from turnout.events.stats_sql import (
@@ -162,24 +163,81 @@ class EventStats:
         text = f"SELECT {UNITS[check_unit(unit)]} FROM {self._sql.quoted} WHERE {found.sql()}"
         return int(self._sql.query(text, found.params)[0][0]) if self.exists() else 0
 
+    @overload
     def rate(
         self,
         numerator: str,
         denominator: str,
         *,
         where: Mapping[str, Scalar] | None = None,
+        segment: Mapping[str, Scalar] | None = None,
+        by: None = None,
         unit: Unit = "events",
         since: Moment = None,
         until: Moment = None,
         month: str | None = None,
-    ) -> Rate:
-        """count(numerator) / count(denominator) over the period; `where` filters the numerator only.
+    ) -> Rate: ...
 
-        The escalation rate is `rate("session.escalate", "session.start")`; a query success rate
-        is `rate("query.order", "query.order", where={"success": True})`.
+    @overload
+    def rate(
+        self,
+        numerator: str,
+        denominator: str,
+        *,
+        where: Mapping[str, Scalar] | None = None,
+        segment: Mapping[str, Scalar] | None = None,
+        by: str,
+        unit: Unit = "events",
+        since: Moment = None,
+        until: Moment = None,
+        month: str | None = None,
+    ) -> dict[str | None, Rate]: ...
+
+    def rate(
+        self,
+        numerator: str,
+        denominator: str,
+        *,
+        where: Mapping[str, Scalar] | None = None,
+        segment: Mapping[str, Scalar] | None = None,
+        by: str | None = None,
+        unit: Unit = "events",
+        since: Moment = None,
+        until: Moment = None,
+        month: str | None = None,
+    ) -> Rate | dict[str | None, Rate]:
+        """count(numerator) / count(denominator) over the period.
+
+        `where` filters the numerator only, `segment` both; `by` names a property to group
+        both by, giving a `Rate` per value (None: events without it). With `unit="sessions"`
+        (or `"users"`) the numerator counts only sessions that are also in the denominator,
+        so a rate never exceeds 100%: the escalation rate is
+        `rate("session.escalate", "session.start", unit="sessions")`, a query success rate
+        `rate("query.order", "query.order", where={"success": True})`, and per variant
+        `rate("session.escalate", "session.start", unit="sessions", by="variant")`.
         """
-        above = self.count(numerator, where=where, unit=unit, since=since, until=until, month=month)
-        return Rate(above, self.count(denominator, unit=unit, since=since, until=until, month=month))
+        window = self._window(since, until, month)
+        unit = check_unit(unit)
+        below = filters(self._sql, window, [denominator], segment)
+        above = filters(self._sql, window, [numerator], {**(segment or {}), **(where or {})})
+        if unit != "events":
+            key = KEYS[unit]
+            above.add(f"{key} IN (SELECT {key} FROM {self._sql.quoted} WHERE {below.sql()})", *below.params)
+        tops, bottoms = self._tally(above, unit, by), self._tally(below, unit, by)
+        if by is None:
+            return Rate(tops.get(None, 0), bottoms.get(None, 0))
+        groups = sorted({*tops, *bottoms}, key=lambda group: (group is None, group or ""))
+        return {group: Rate(tops.get(group, 0), bottoms.get(group, 0)) for group in groups}
+
+    def _tally(self, found: Filters, unit: Unit, by: str | None) -> dict[str | None, int]:
+        """Counts of the matching events (or their users or sessions), per value of property `by`."""
+        group, params = self._sql.text(check_key(by)) if by is not None else ("NULL", [])
+        text = (
+            f"SELECT {group} AS grp, {UNITS[unit]} FROM {self._sql.quoted} WHERE {found.sql()} GROUP BY grp"
+        )
+        if not self.exists():
+            return {}
+        return {group: int(n) for group, n in self._sql.query(text, [*params, *found.params])}
 
     def numbers(
         self,

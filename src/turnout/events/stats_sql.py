@@ -65,7 +65,8 @@ def check_unit(unit: str) -> Unit:
 class Dialect:
     """A connection and what differs per backend: `bucket` (UTC day YYYY-MM-DD or month YYYY-MM),
     `moment` (a datetime as a parameter), `number` (a property, NULL unless a JSON number),
-    `equals` (a property = a value, JSON types included), `within` (time b ≤ a + N seconds).
+    `equals` (a property = a value, JSON types included), `text` (a property as text, booleans
+    as true/false), `within` (time b ≤ a + N seconds).
     """
 
     name = "sql"
@@ -138,6 +139,14 @@ class SQLiteDialect(Dialect):
         text = "json_type(properties, %s) IN (%s, %s) AND json_extract(properties, %s) = %s"
         return text, [path, *kinds, path, value]
 
+    def text(self, key: str) -> tuple[str, list[Any]]:
+        path = f'$."{key}"'
+        text = (
+            "CASE json_type(properties, %s) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'"
+            " ELSE CAST(json_extract(properties, %s) AS TEXT) END"
+        )
+        return text, [path, path]
+
     def within(self, later: str, earlier: str, seconds: float) -> tuple[str, list[Any]]:
         # julianday() reads milliseconds: windows are exact to the millisecond here.
         return f"julianday({later}) <= julianday({earlier}) + %s", [seconds / 86400.0]
@@ -160,6 +169,9 @@ class PostgresDialect(Dialect):
 
     def equals(self, key: str, value: Scalar) -> tuple[str, list[Any]]:
         return "properties -> %s = %s::jsonb", [key, json.dumps(value)]
+
+    def text(self, key: str) -> tuple[str, list[Any]]:
+        return "properties ->> %s", [key]
 
     def within(self, later: str, earlier: str, seconds: float) -> tuple[str, list[Any]]:
         return f"{later} <= {earlier} + make_interval(secs => %s)", [seconds]

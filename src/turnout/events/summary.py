@@ -1,7 +1,7 @@
 """`turnout events summary [URL] [--since 30d]`: what the events table holds, drawn with rich.
 
 Totals and distinct users per event name, events per UTC day with the busiest names as
-columns, and — when seed 004's support-bot events are there — its business rates.
+columns, and — when support-bot events are there — the support-bot rates.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from turnout.config import parse_duration
 from turnout.errors import MissingExtraError, TurnoutError, redact
-from turnout.events.stats import Count, EventStats, EventsUnavailable, Rate
+from turnout.events.stats import Count, EventStats, EventsUnavailable, Numbers, Rate
+from turnout.events.support import support_figures
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -130,34 +131,37 @@ def _day_table(stats: EventStats, since: str, totals: list[Count]) -> Table:
 
 
 def _rates(stats: EventStats, since: str) -> Table | None:
-    """Seed 004's business rates, for those whose events exist."""
+    """The support-bot figures, for those whose events exist."""
     from rich.table import Table
 
+    figures = support_figures(stats, since=since)
     rows: list[tuple[str, str, str]] = []
 
     def rate(label: str, value: Rate, how: str) -> None:
         if value.denominator:
             rows.append((label, f"{value.value:.1%}", f"{how} ({value.numerator:,} / {value.denominator:,})"))
 
-    escalated = stats.rate("session.escalate", "session.start", since=since)
-    if escalated.denominator:
-        resolved = Rate(max(escalated.denominator - escalated.numerator, 0), escalated.denominator)
-        rate("AI resolution rate", resolved, "session.start without session.escalate")
-    rate("Escalation rate", escalated, "session.escalate / session.start")
-    for numbers in stats.numbers("response_time_ms", events=["session.message"], since=since):
-        how = f"session.message response_time_ms (n={numbers.count:,})"
-        rows.append(("Avg response time", f"{numbers.mean:,.0f} ms", how))
-    for label, name in (("Order query success", "query.order"), ("Tracking query success", "query.tracking")):
-        rate(label, stats.rate(name, name, where={"success": True}, since=since), f"{name} with success=true")
-    rate(
-        "Ticket SLA met",
-        stats.rate("ticket.closed", "ticket.closed", where={"sla_met": True}, since=since),
-        "ticket.closed with sla_met=true",
-    )
-    rate("Ticket resolution", stats.rate("ticket.closed", "ticket.created", since=since), "closed / created")
+    def mean(label: str, numbers: Numbers | None, unit: str, how: str) -> None:
+        if numbers is not None:
+            digits = 0 if unit == "ms" else 1
+            rows.append((label, f"{numbers.mean:,.{digits}f} {unit}", f"{how} (n={numbers.count:,})"))
+
+    rate("AI resolution rate", figures.ai_resolution, "sessions not escalated / sessions")
+    rate("Escalation rate", figures.escalation, "sessions escalated / sessions")
+    mean("Avg response time", figures.response_ms, "ms", "session.message response_time_ms")
+    rate("Order query success", figures.order_success, "query.order with success=true")
+    rate("Tracking query success", figures.tracking_success, "query.tracking with success=true")
+    if figures.sessions_handled:
+        rows.append(("Sessions handled by agents", f"{figures.sessions_handled:,}", "agent.session_takeover"))
+    mean("Avg first response", figures.first_response_ms, "ms", "agent.session_takeover first_response_ms")
+    mean("Avg handle time", figures.handle_time_s, "s", "agent.session_release handle_duration_seconds")
+    rate("Transfer rate", figures.transfer, "sessions transferred / sessions handled")
+    rate("Ticket resolution rate", figures.tickets, "ticket.closed / ticket.created")
+    mean("Avg ticket resolution", figures.resolution_hours, "h", "ticket.closed resolution_hours")
+    rate("Ticket SLA met", figures.sla_met, "ticket.closed with sla_met=true")
     if not rows:
         return None
-    table = Table(title="Support-bot metrics (seed 004)", title_justify="left")
+    table = Table(title="Support-bot metrics (rates over distinct sessions)", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("from", style="dim")

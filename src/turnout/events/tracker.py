@@ -34,6 +34,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import structlog
+
 from turnout.config import EventsConfig, PluginsConfig
 from turnout.context import RoutingContext
 from turnout.decision import Decision
@@ -57,6 +59,7 @@ from turnout.failures import Failures
 from turnout.types import Clock
 
 _MAX_NAMES = 10_000
+_log = structlog.get_logger("turnout")
 _live: weakref.WeakSet[EventTracker] = weakref.WeakSet()
 
 
@@ -153,6 +156,7 @@ class EventTracker:
         self._exposures: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self.tracked = self.invalid = self.deduplicated = self._dropped = 0
         self._closed = False
+        self._unattended = True  # nothing delivers until start() (or a flush() call)
         self._delivery.reset()
         for lane in self.lanes:
             lane.clear()
@@ -234,6 +238,8 @@ class EventTracker:
                 "events", EventsClosed("tracked after stop(); not delivered"), event_name=name
             )
             return False
+        if self._unattended:
+            self._warn_unattended(name)
         distinct_id, session_id = who_of(who)
         explicit = props.get("session_id", sid)
         if explicit is not None and type(explicit) is str:
@@ -257,6 +263,15 @@ class EventTracker:
         self.failures.record("events", QueueOverflow(f"queue full ({self._capacity})"), event_name=name)
         return self._drop_oldest
 
+    def _warn_unattended(self, name: str) -> None:
+        self._unattended = False  # once per tracker
+        _log.warning(
+            "turnout.events_not_started",
+            event_name=name,
+            note="events are queued but nothing delivers them: start turnout (`await turnout.start()` or "
+            "`lifespan=turnout.lifespan`), or call `turnout.events.flush()` before the program exits",
+        )
+
     def _reject(self, exc: Exception, name: object) -> bool:
         with self._lock:
             self.invalid += 1
@@ -275,6 +290,7 @@ class EventTracker:
         if self._pid != os.getpid():
             self._reset()
         self._closed = False
+        self._unattended = False
         if self.enabled:
             await self._delivery.start()
 
@@ -294,6 +310,7 @@ class EventTracker:
         """`aflush` for sync code (scripts, CLI, threads); never call it on the tracker's loop."""
         if self._pid != os.getpid():
             self._reset()
+        self._unattended = False
         return self._delivery.flush_sync(self.config.shutdown_timeout_s if timeout_s is None else timeout_s)
 
     @property

@@ -6,19 +6,25 @@ Nothing here imports fastText or NumPy until a model is loaded or trained, so
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from pathlib import Path
 
 from turnout.config import IntentConfig
 from turnout.errors import TurnoutError
 from turnout.intent.classifier import FastTextClassifier, IntentModelError
 from turnout.intent.evaluation import Evaluation, Example, IntentDataError, evaluate, read_examples
 from turnout.intent.normalize import normalize
-from turnout.intent.training import ModelCard, TrainSettings, default_model, train
+from turnout.intent.training import (
+    BUILTIN,
+    ModelCard,
+    TrainSettings,
+    builtin_data,
+    cache_dir,
+    default_model,
+    train,
+)
 from turnout.types import Classifier, Intent
 
-BUILTIN_MODEL = "builtin"
+BUILTIN_MODEL = BUILTIN
 
 __all__ = [
     "BUILTIN_MODEL",
@@ -30,6 +36,7 @@ __all__ = [
     "ModelCard",
     "TrainSettings",
     "build_classifier",
+    "builtin_data",
     "cache_dir",
     "default_model",
     "evaluate",
@@ -47,18 +54,12 @@ def build_classifier(config: IntentConfig, *, block: Iterable[str] = (), autoloa
     are applied to what it returns. `block`/`autoload` are the `[plugins]` settings.
     """
     if config.classifier == "fasttext":
-        if not config.model:
-            raise IntentModelError(
-                "(none)",
-                "intent.model is not set (TURNOUT_INTENT__MODEL in the environment): train one with "
-                '`turnout intent train DATA --output FILE`, or use model = "builtin" for the model '
-                "trained from turnout's own customer-service data",
-            )
         if config.options:
             raise TurnoutError(f"the fasttext classifier takes no options, got {sorted(config.options)}")
-        model = config.model
+        model = config.model or BUILTIN_MODEL
         if model == BUILTIN_MODEL:
-            model = str(default_model(cache_dir()))
+            # No model configured: the one trained (once, cached) from the data shipped with turnout.
+            model = str(default_model())
         return FastTextClassifier.load(
             model,
             min_confidence=config.min_confidence,
@@ -74,15 +75,6 @@ def build_classifier(config: IntentConfig, *, block: Iterable[str] = (), autoloa
             f"classifier plugin {config.classifier!r} returned {type(built).__name__}, which has no predict()"
         )
     return _Thresholded(built, config.min_confidence, config.unknown_label)
-
-
-def cache_dir() -> Path:
-    """Where the built-in model is trained to once: `$TURNOUT_CACHE_DIR`, else the user cache."""
-    explicit = os.environ.get("TURNOUT_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "turnout"
 
 
 class _Thresholded:

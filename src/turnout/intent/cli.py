@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from turnout.errors import TurnoutError
 from turnout.intent.evaluation import Evaluation
-from turnout.intent.training import DEFAULTS
+from turnout.intent.training import DEFAULTS, ModelCard
 
 
 def add_intent_commands(subparsers: Any) -> None:
@@ -22,7 +23,10 @@ def add_intent_commands(subparsers: Any) -> None:
         description="Train an intent model; writes the model and <model>.card.json next to it.",
     )
     train.add_argument(
-        "data", type=Path, help="CSV with text,label (or text,category) columns, or __label__ lines"
+        "data",
+        type=Path,
+        help="CSV with text,label (or text,category) columns, or __label__ lines; "
+        "`builtin` for the customer-service data shipped with turnout",
     )
     train.add_argument("--output", "-o", type=Path, required=True, help="model file (.ftz is quantized)")
     train.add_argument(
@@ -84,7 +88,9 @@ def add_intent_commands(subparsers: Any) -> None:
         description="Accuracy, macro-F1, per-label scores, confused pairs and a confidence sweep.",
     )
     evaluate.add_argument("model", type=Path, help="a .bin or .ftz model")
-    evaluate.add_argument("data", type=Path, help="CSV (text,label) or fastText file")
+    evaluate.add_argument(
+        "data", type=Path, help="CSV (text,label) or fastText file; `builtin` for the shipped data"
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of tables")
     evaluate.add_argument("--top", type=int, default=10, help="confused label pairs to show")
     evaluate.set_defaults(intent_command="eval")
@@ -109,19 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from turnout.intent.training import train
-
     def progress(message: str) -> None:
         print(f"[intent] {message}", file=sys.stderr, flush=True)
 
     quantize = args.output.suffix == ".ftz" if args.quantize is None else args.quantize
-    card = train(
-        args.data, args.output, epochs=args.epochs, lr=args.lr, word_ngrams=args.word_ngrams,
-        minn=args.minn, maxn=args.maxn, dim=args.dim, bucket=args.bucket, loss=args.loss,
-        quantize=quantize, cutoff=args.cutoff, seed=args.seed, threads=args.threads,
-        holdout=args.holdout, refit=args.refit, autotune_validation=args.autotune_validation,
-        autotune_duration=args.autotune_duration, progress=None if args.quiet else progress,
-    )  # fmt: skip
+    with _data(args.data) as data:
+        card = _train_from(data, args, quantize, progress)
     print(f"{args.output}: {len(card.labels)} labels, {card.rows:,} rows, {card.model_bytes / 1e6:.2f} MB")
     if (scores := card.evaluation) is not None:
         print(f"accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f} ({scores['source']})")
@@ -130,17 +129,62 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_from(
+    data: Path, args: argparse.Namespace, quantize: bool, progress: Callable[[str], None]
+) -> ModelCard:
+    from turnout.intent.training import train
+
+    return train(
+        data, args.output, epochs=args.epochs, lr=args.lr, word_ngrams=args.word_ngrams,
+        minn=args.minn, maxn=args.maxn, dim=args.dim, bucket=args.bucket, loss=args.loss,
+        quantize=quantize, cutoff=args.cutoff, seed=args.seed, threads=args.threads,
+        holdout=args.holdout, refit=args.refit, autotune_validation=args.autotune_validation,
+        autotune_duration=args.autotune_duration, progress=None if args.quiet else progress,
+    )  # fmt: skip
+
+
 def _eval(args: argparse.Namespace) -> int:
     from turnout.intent.classifier import FastTextClassifier
     from turnout.intent.evaluation import evaluate, read_examples
 
     classifier = FastTextClassifier.load(args.model, min_confidence=0.0)
-    result = evaluate(classifier, read_examples(args.data), top=args.top)
+    with _data(args.data) as data:
+        if _trained_on(args.model, data):
+            print(
+                f"warning: {args.data} is the data {args.model} was trained on (its card has the same "
+                "SHA-256): these figures overstate accuracy on new messages; evaluate on held-out "
+                "data, or read the held-out figures on the model card",
+                file=sys.stderr,
+            )
+        result = evaluate(classifier, read_examples(data), top=args.top)
     if args.json:
         print(json.dumps({"model": str(args.model), "data": str(args.data), **result.to_dict()}, indent=2))
     else:
         print(format_report(result))
     return 0
+
+
+@contextlib.contextmanager
+def _data(path: Path) -> Iterator[Path]:
+    """`path`, or the shipped data when it is `builtin`."""
+    from turnout.intent.training import BUILTIN, builtin_data
+
+    if str(path) == BUILTIN and not path.exists():
+        with builtin_data() as data:
+            yield data
+    else:
+        yield path
+
+
+def _trained_on(model: Path, data: Path) -> bool:
+    """Whether the model's card says it was trained on exactly this file."""
+    from turnout.intent.classifier import file_sha256
+    from turnout.intent.training import ModelCard
+
+    try:
+        return ModelCard.read(model).data_sha256 == file_sha256(data)
+    except (OSError, TypeError, ValueError):
+        return False
 
 
 def format_report(result: Evaluation) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import random
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -250,16 +251,49 @@ def feature_count(examples: Iterable[Example], minn: int, maxn: int, word_ngrams
     return len(words) + len(grams) + len(phrases)
 
 
-def default_model(cache_dir: Path) -> Path:
-    """A quantized model trained from the shipped customer-service data, cached by data hash."""
+BUILTIN = "builtin"
+"""The name that stands for the shipped data (`turnout intent train builtin`) or its model."""
+
+
+@contextlib.contextmanager
+def builtin_data() -> Iterator[Path]:
+    """The path of the customer-service data shipped in the package, for the `with` block."""
     source = resources.files("turnout.intent") / "data" / "customer_service.csv"
     with resources.as_file(source) as data:
-        key = hashlib.sha256(f"{file_sha256(data)} {DEFAULTS}".encode()).hexdigest()[:12]
-        target = Path(cache_dir) / f"customer_service-{key}.ftz"
+        yield Path(data)
+
+
+def cache_dir() -> Path:
+    """Where the built-in model is trained to once: `$TURNOUT_CACHE_DIR`, else the user cache."""
+    explicit = os.environ.get("TURNOUT_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "turnout"
+
+
+_BUILTIN_BUCKET = 20_000  # 550 short messages need few n-gram buckets: a 4 MB model in 0.3 s
+
+
+def default_model(cache_dir: Path | None = None) -> Path:
+    """A model trained from the shipped customer-service data, cached by data hash and settings.
+
+    Trained once into `cache_dir` (default: `cache_dir()`) in well under a second, so an app
+    can train it when it starts; its card's accuracy is measured on a held-out 10% of the
+    data that this model never saw.
+    """
+    with builtin_data() as data:
+        settings = f"{DEFAULTS} bucket={_BUILTIN_BUCKET}"
+        key = hashlib.sha256(f"{file_sha256(data)} {settings}".encode()).hexdigest()[:12]
+        folder = Path(cache_dir if cache_dir is not None else _default_cache())
+        target = folder / f"customer_service-{key}.bin"
         if not target.is_file():
-            # One training, not two: the demo model is the one its card measured.
-            train(data, target, quantize=True, refit=False)
+            # One training, not two: the shipped model is the one its card measured.
+            train(data, target, bucket=_BUILTIN_BUCKET, quantize=False, refit=False)
     return target
+
+
+_default_cache = cache_dir  # `default_model`'s parameter shadows the function's name
 
 
 def _write_fasttext(examples: Iterable[Example], path: Path) -> Path:

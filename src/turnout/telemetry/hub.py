@@ -18,7 +18,7 @@ from turnout.telemetry.metrics import MetricsRegistry, health
 from turnout.telemetry.shadows import ShadowStats
 from turnout.telemetry.snapshot import MetricsSnapshot, snapshot_from
 from turnout.telemetry.tracing import Tracing
-from turnout.types import ASGIApp
+from turnout.types import ASGIApp, Receive, Scope, Send
 
 
 class Telemetry:
@@ -108,9 +108,21 @@ class Telemetry:
         return self._prometheus
 
     def metrics_app(self) -> ASGIApp:
-        """An ASGI app serving Prometheus' text format; mount it at /metrics."""
-        app: ASGIApp = self.prometheus().asgi_app()
-        return app
+        """An ASGI app serving Prometheus' text format: `app.add_route("/metrics", ...)`."""
+        return _Endpoint(self.prometheus().asgi_app())
+
+
+class _Endpoint:
+    """An ASGI app as an object, which Starlette's `Route` serves as it is at its exact path.
+
+    Mounted instead, `/metrics` would answer `/metrics` with a 307 redirect to `/metrics/`.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
 
 
 def build_exporters(config: TelemetryConfig, telemetry: Telemetry, plugins: PluginsConfig) -> list[Exporter]:
