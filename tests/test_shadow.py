@@ -470,3 +470,13 @@ async def test_stop_waits_for_running_shadows_before_the_final_snapshot() -> Non
     await turnout.run("coordinator", "hi", context=RoutingContext("u1"))
     await turnout.stop()
     assert figures(turnout)["compared"] == 1
+
+
+async def test_a_shadow_naming_an_engine_nobody_registered_fails_at_start() -> None:
+    turnout = make_turnout({})
+    turnout.add_engine("legacy", lambda message: message)
+    with pytest.raises(ConfigError) as caught:
+        await turnout.start()
+    (issue,) = caught.value.issues
+    assert (issue.path, issue.value) == ("flags.coordinator.shadow.engine", "graph")
+    assert "unknown engine" in issue.message

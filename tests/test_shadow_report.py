@@ -67,7 +67,7 @@ async def test_the_cli_prints_text_and_json(tmp_path: Path, capsys: pytest.Captu
     assert main(["shadow", "report", "coordinator", str(path)]) == 0
     text = capsys.readouterr().out
     assert "served legacy, shadow graph" in text
-    assert "refund" in text and "100.0% (" in text
+    assert "refund" in text and "100% (" in text
     assert "worst mismatches" in text
     assert main(["shadow", "report", "coordinator", str(path), "--format", "json"]) == 0
     data: dict[str, Any] = json.loads(capsys.readouterr().out)
