@@ -480,3 +480,27 @@ async def test_a_shadow_naming_an_engine_nobody_registered_fails_at_start() -> N
     (issue,) = caught.value.issues
     assert (issue.path, issue.value) == ("flags.coordinator.shadow.engine", "graph")
     assert "unknown engine" in issue.message
+
+
+async def test_a_sync_handler_in_a_worker_thread_gets_its_shadow_on_the_apps_loop() -> None:
+    turnout = make_turnout({})
+    turnout.add_engine("legacy", lambda message: message)
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    @turnout.engine("graph")
+    async def graph(message: str) -> str:
+        loops.append(asyncio.get_running_loop())
+        return message
+
+    @experiment("coordinator")
+    def chat(request: Request, engine: BoundEngine) -> JSONResponse:
+        return JSONResponse({"reply": engine("hi"), "thread": threading.current_thread().name})
+
+    app = Starlette(routes=[Route("/chat", chat)])
+    app.add_middleware(TurnoutMiddleware, turnout=turnout)
+    async with client(app) as http:
+        response = await http.get("/chat", headers={"X-User-Id": "u1"})
+        assert response.json()["reply"] == "hi"
+        assert response.json()["thread"] != threading.current_thread().name
+        assert await turnout.shadows.drain(GUARD_S)
+    assert loops == [asyncio.get_running_loop()]

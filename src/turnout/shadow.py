@@ -239,8 +239,11 @@ class ShadowRunner:
         """Start (or queue, or skip) the jobs a request deferred; empties `jobs`."""
         batch = jobs[:]
         jobs.clear()
+        loop = _running_loop()
         for job in batch:
             try:
+                # A sync handler offered its job from a worker thread: run it on the app's loop.
+                job.loop = job.loop or loop
                 self._admit(job)
             except Exception as exc:
                 self._failures.record("shadow", exc, flag=job.plan.flag)
