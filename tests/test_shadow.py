@@ -504,3 +504,26 @@ async def test_a_sync_handler_in_a_worker_thread_gets_its_shadow_on_the_apps_loo
         assert response.json()["thread"] != threading.current_thread().name
         assert await turnout.shadows.drain(GUARD_S)
     assert loops == [asyncio.get_running_loop()]
+
+
+def test_turnout_validate_describes_the_shadows(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from turnout.cli import main
+
+    path = tmp_path / "turnout.toml"
+    path.write_text(
+        '[engines.legacy]\ntarget = "builtins:str"\n[engines.graph]\ntarget = "builtins:repr"\n'
+        '[flags.coordinator]\nvariants = ["legacy", "graph"]\ndefault = "legacy"\n'
+        'shadow = { engine = "graph", sample = 0.1 }\n'
+        '[[flags.coordinator.rules]]\nname = "beta"\nserve = "legacy"\n'
+        'shadow = { engine = "graph", sample = 0.5, comparator = "json" }\n'
+    )
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "1. beta: -> serve legacy; shadow: graph beside the served engine for 50% of users, compared by json"
+        in out
+    )
+    assert (
+        "    shadow: graph beside the served engine for 10% of users, compared by normalised, never served"
+        in out
+    )

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from turnout.config import FlagConfig, RuleConfig, TurnoutConfig, load_file, validate_config
+from turnout.config import FlagConfig, RuleConfig, ShadowConfig, TurnoutConfig, load_file, validate_config
 from turnout.errors import ConfigError, ConfigIssue, TurnoutError
 from turnout.references import attribute_issues, fallback_issues, shadow_issues, variant_issues
 
@@ -219,7 +219,16 @@ def _flag_lines(key: str, flag: FlagConfig) -> list[str]:
     for index, rule in enumerate(flag.rules):
         lines.append(f"    {index + 1}. {_rule_text(index, rule)}")
     lines.append(f"    else -> {flag.default}")
+    if flag.shadow is not None:
+        lines.append(f"    {_shadow_text(flag.shadow)}")
     return lines
+
+
+def _shadow_text(shadow: ShadowConfig) -> str:
+    return (
+        f"shadow: {shadow.engine} beside the served engine for {shadow.sample:.0%} of users, "
+        f"compared by {shadow.comparator}, never served"
+    )
 
 
 def _rule_text(index: int, rule: RuleConfig) -> str:
@@ -234,7 +243,8 @@ def _rule_text(index: int, rule: RuleConfig) -> str:
         action += f", rollout {steps} every {rule.rollout.every:g}s"
     experiment = f" [experiment {rule.experiment}]" if rule.experiment else ""
     disabled = " (disabled)" if not rule.enabled else ""
-    return f"{name}:{when} -> {action}{experiment}{disabled}"
+    shadow = f"; {_shadow_text(rule.shadow)}" if rule.shadow is not None else ""
+    return f"{name}:{when} -> {action}{experiment}{shadow}{disabled}"
 
 
 if __name__ == "__main__":
