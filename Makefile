@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test postgres lint typecheck pytest bench docs clean
+.PHONY: demo test postgres lint typecheck pytest bench soak docs clean
 
 PLUGINS := plugins/turnout-langgraph plugins/turnout-posthog
 
@@ -49,6 +49,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_events_pg.py --quick
 	$(BIN)/python bench/bench_banking77.py
 	$(BIN)/python bench/bench_intent.py --quick --model "$$($(BIN)/python -c 'import tempfile; print(tempfile.gettempdir())')/turnout-bench/banking77.ftz"
+
+# The long reliability run: fault matrix, fuzzing, kill -9 and shutdown timings (minutes).
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

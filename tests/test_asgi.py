@@ -11,7 +11,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from turnout import RoutingContext, Turnout, current_context, experiment
-from turnout.asgi import STATE_KEY, TurnoutMiddleware
+from turnout.asgi import STATE_KEY, TurnoutMiddleware, sign_override
 
 VARIANTS = ["legacy", "workflow", "langgraph"]
 SPLIT = {"name": "split", "split": {"legacy": 34, "workflow": 33, "langgraph": 33}}
@@ -562,14 +562,11 @@ async def test_streaming_through_httpx_delivers_the_whole_body():
 
 
 async def test_override_header_and_query_are_honoured_when_the_flag_allows():
-    turnout = make_turnout(allow_overrides=True)
+    turnout = make_turnout({"override_secret": "s3"}, allow_overrides=True)
+    signed = sign_override("s3", "coordinator", "workflow")
     async with client(make_app(turnout)) as c:
-        by_header = await c.get(
-            "/chat", headers={"X-User-Id": "u1", "X-Turnout-Override": "coordinator=workflow"}
-        )
-        by_query = await c.get(
-            "/chat", headers={"X-User-Id": "u1"}, params={"turnout_override": "coordinator=workflow"}
-        )
+        by_header = await c.get("/chat", headers={"X-User-Id": "u1", "X-Turnout-Override": signed})
+        by_query = await c.get("/chat", headers={"X-User-Id": "u1"}, params={"turnout_override": signed})
         plain_request = await c.get("/chat", headers={"X-User-Id": "u1"})
     assert by_header.json() == {"variant": "workflow", "reason": "OVERRIDE", "reply": "workflow:hi"}
     assert by_query.json() == {"variant": "workflow", "reason": "OVERRIDE", "reply": "workflow:hi"}
@@ -588,7 +585,7 @@ async def test_overrides_are_ignored_unless_the_flag_allows_them():
 
 
 async def test_override_of_an_undeclared_variant_is_ignored():
-    turnout = make_turnout(allow_overrides=True)
+    turnout = make_turnout({"override_ids": ["u1"]}, allow_overrides=True)
     async with client(make_app(turnout)) as c:
         response = await c.get("/chat", headers={"X-User-Id": "u1", "X-Turnout-Override": "coordinator=nope"})
     assert response.json()["variant"] == "legacy"
@@ -596,7 +593,7 @@ async def test_override_of_an_undeclared_variant_is_ignored():
 
 async def test_override_list_is_parsed_per_flag():
     body, _ = await whoami_of(
-        make_turnout(),
+        make_turnout({"override_ids": ["u1"]}),
         headers={"X-User-Id": "u1", "X-Turnout-Override": " coordinator = workflow , other=x, junk, =y"},
     )
     assert body["overrides"] == {"coordinator": "workflow", "other": "x"}

@@ -164,3 +164,17 @@ def test_plugins_with_none_installed_says_how_to_get_them(
     out = capsys.readouterr().out
     assert "No turnout plugins installed." in out
     assert "pip install turnout-langgraph turnout-posthog" in out
+
+
+def test_validate_reports_a_bad_target_together_with_schema_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "t.toml").write_text(
+        '[engines.legacy]\ntarget = "nowhere_at_all:legacy"\n'
+        '[flags.coordinator]\nvariants = ["legacy"]\ndefualt = "legacy"\n'
+    )
+    assert main(["validate", "t.toml"]) == 1
+    err = capsys.readouterr().err
+    assert "t.toml: 3 errors" in err
+    assert "flags.coordinator.defualt: unknown key; did you mean `default`?" in err
+    assert "engines.legacy.target: cannot import engine target 'nowhere_at_all:legacy'" in err

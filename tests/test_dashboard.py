@@ -249,7 +249,7 @@ def test_experiment_variants_side_by_side(tmp_path: Path) -> None:
     path = write(tmp_path / "m.jsonl", line("2026-01-29T12:00:00Z", experiments=canary(legacy, workflow)))
     code, text = run(path)
     assert code == 0
-    assert "🧪 workflow-canary (flag coordinator)" in flat(text)
+    assert "🧪 workflow-canary (flag coordinator): each variant" in flat(text)
     header = next(part for part in text.splitlines() if "legacy" in part)
     assert header.index("legacy") < header.index("workflow")
     exposures = row(text, "Exposures")

@@ -50,7 +50,8 @@ def make_turnout(*, sync_engines: bool = False, **extra: Any) -> Turnout:
                 "rules": [{"name": "premium", "when": {"plan": "premium"}, "serve": "workflow"}],
             }
         },
-        "http": {"attribute_headers": {"X-Plan": "plan"}},
+        # The "vip" override is reached through the X-User-Id header in these tests.
+        "http": {"attribute_headers": {"X-Plan": "plan"}, "overrides_from_headers": True},
         **extra,
     }
     turnout = Turnout(config)

@@ -29,6 +29,7 @@ def test_the_demo_summarises_simulated_failures_and_fits_80_columns(tmp_path: Pa
     before, _, after = out.partition("chatting")
     assert "failure" not in before.lower()
     assert "Requests by plan and variant" in after
+    assert "🧪 workflow-canary (flag coordinator): each variant" in after  # one line, not wrapped
     assert "(intent rule)" in after and "premium requests (" in after
     assert "A variant counts its requests, fallback time included; an engine, its calls." in after
     # Only a command or a path (which must not be broken) may be wider than the terminal.

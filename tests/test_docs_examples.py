@@ -101,9 +101,9 @@ def run(block: Block, namespace: dict[str, Any]) -> None:
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
-    for name in [name for name in os.environ if name.startswith("TURNOUT_")]:
+    # The examples run with no TURNOUT_* settings, but the conftest's model cache.
+    for name in [name for name in os.environ if name.startswith("TURNOUT_") and name != "TURNOUT_CACHE_DIR"]:
         monkeypatch.delenv(name)
-    monkeypatch.setenv("TURNOUT_CACHE_DIR", str(tmp_path / "cache"))  # the built-in intent model
     modules = set(sys.modules)
     yield tmp_path
     for name in set(sys.modules) - modules:  # modules a page wrote must not leak into the next

@@ -424,10 +424,21 @@ def test_a_bad_setting_is_reported_at_its_variable(name: str, raw: str) -> None:
     assert env_issues({name: raw}) == [(f"env.{name}", raw)]
 
 
-def test_a_setting_typo_says_so() -> None:
+def test_a_setting_typo_names_the_closest_setting() -> None:
     with pytest.raises(ConfigError) as caught:
-        Turnout.from_env(env={"TURNOUT_TELEMETRY__SNAPSHOT_INTERVAL": "5"})
-    assert "typo" in caught.value.issues[0].message
+        Turnout.from_env(
+            env={
+                "TURNOUT_TELEMETRY__SNAPSHOT_INTERVAL": "5",
+                "TURNOUT_TELEMETRI__X": "1",
+                "TURNOUT_EVENTS__ZZZ": "x",
+            }
+        )
+    messages = {issue.path: issue.message for issue in caught.value.issues}
+    assert messages["env.TURNOUT_TELEMETRY__SNAPSHOT_INTERVAL"] == (
+        "unknown setting; did you mean TURNOUT_TELEMETRY__SNAPSHOT_INTERVAL_S?"
+    )
+    assert messages["env.TURNOUT_TELEMETRI__X"] == "unknown setting; did you mean TURNOUT_TELEMETRY__…?"
+    assert messages["env.TURNOUT_EVENTS__ZZZ"] == "unknown setting (check for a typo)"
 
 
 def test_setting_text_that_looks_like_json_stays_text_where_text_is_expected() -> None:

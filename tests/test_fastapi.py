@@ -32,7 +32,8 @@ def make_turnout() -> Turnout:
                 "rules": [{"name": "premium", "when": {"plan": "premium"}, "serve": "workflow"}],
             }
         },
-        "http": {"attribute_headers": {"X-Plan": "plan"}},
+        # The "vip" override is reached through the X-User-Id header in these tests.
+        "http": {"attribute_headers": {"X-Plan": "plan"}, "overrides_from_headers": True},
     }
     turnout = Turnout(config)
     for name in VARIANTS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import uuid
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -21,17 +22,34 @@ STATE_KEY = "turnout_context"
 _NO_OVERRIDES: Mapping[str, str] = MappingProxyType({})
 
 
+class AttributeTooLong(ValueError):
+    """An attribute header's value was longer than `http.max_attribute_length` and was cut."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"attribute header longer than {limit} characters, cut to that length")
+
+
+class UnsignedOverride(ValueError):
+    """A request override without a valid signature (and not from an allowlisted id): ignored."""
+
+    def __init__(self, flag: str) -> None:
+        super().__init__(f"override of {flag!r} is not signed with http.override_secret; ignored")
+
+
 class ContextReader:
     """Builds a `RoutingContext` from an ASGI scope, as the `http` config says."""
 
     def __init__(self, config: HttpConfig) -> None:
         self.config = config
-        self._user_header = _lower(config.user_header)
+        trusted = config.trusted_headers
+        self._user_header = _lower(config.user_header) if trusted else None
         self._session_header = _lower(config.session_header)
         self._override_header = _lower(config.override_header)
-        self._attribute_headers = {
-            k.lower().encode("latin-1"): v for k, v in config.attribute_headers.items()
-        }
+        self._attribute_headers = (
+            {k.lower().encode("latin-1"): v for k, v in config.attribute_headers.items()} if trusted else {}
+        )
+        self._override_secret = config.override_secret.encode() if config.override_secret else None
+        self._override_ids = frozenset(config.override_ids)
         self._cookie = config.user_cookie
         self._anonymous_cookie = config.anonymous_cookie
         self._query = config.user_query
@@ -40,9 +58,12 @@ class ContextReader:
             f"{name}=".encode() for name in (config.user_query, config.override_query) if name
         )
         self._max = config.max_key_length
+        self._max_attribute = config.max_attribute_length
+        same_site = config.cookie_samesite.capitalize()
         self._cookie_suffix = (
-            f"; Path=/; Max-Age={int(config.anonymous_cookie_max_age)}; HttpOnly; SameSite=Lax"
+            f"; Path=/; Max-Age={int(config.anonymous_cookie_max_age)}; HttpOnly; SameSite={same_site}"
         )
+        self._always_secure = config.cookie_secure or config.cookie_samesite == "none"
 
     def read(self, scope: Scope, turnout: Turnout | None = None) -> tuple[RoutingContext, str | None]:
         """The context for this request, and the anonymous id to set as a cookie if one was made."""
@@ -59,7 +80,13 @@ class ContextReader:
             elif name == self._override_header:
                 override_header = _text(raw)
             elif name in self._attribute_headers:
-                attributes[self._attribute_headers[name]] = _text(raw)
+                value = _text(raw)
+                if len(value) > self._max_attribute:
+                    # Capped like ids: rules ($regex above all) never see an unbounded client value.
+                    value = value[: self._max_attribute]
+                    if turnout is not None:
+                        turnout.failures.record("http", AttributeTooLong(self._max_attribute), header=name)
+                attributes[self._attribute_headers[name]] = value
         query: dict[str, str] = {}
         raw_query = scope.get("query_string", b"")
         if raw_query and any(mark in raw_query for mark in self._query_marks):
@@ -76,19 +103,40 @@ class ContextReader:
             if key is None:
                 key = new_cookie = uuid.uuid4().hex
         forced = query.get(self._override_query) if query else None
+        overrides = _NO_OVERRIDES
+        if override_header or forced:
+            overrides = self._accepted(_overrides(override_header, forced), key, turnout)
         context = RoutingContext(
             key,
             attributes,
             session_id=self._clean(session) or (key if anonymous else None),
             anonymous=anonymous,
-            overrides=_overrides(override_header, forced) if override_header or forced else _NO_OVERRIDES,
+            overrides=overrides,
             turnout=turnout,
+            key_from_request=True,
         )
         return context, new_cookie
 
+    def _accepted(
+        self, requested: dict[str, tuple[str, str | None]], key: str, turnout: Turnout | None
+    ) -> Mapping[str, str]:
+        """The overrides signed with `override_secret`, or all of them for an allowlisted key."""
+        trusted_key = key in self._override_ids
+        accepted: dict[str, str] = {}
+        for flag, (variant, signature) in requested.items():
+            if trusted_key or (
+                signature is not None
+                and self._override_secret is not None
+                and hmac.compare_digest(_sign(self._override_secret, flag, variant), signature.lower())
+            ):
+                accepted[flag] = variant
+            elif turnout is not None:
+                turnout.failures.record("http", UnsignedOverride(flag), flag=flag)
+        return accepted or _NO_OVERRIDES
+
     def set_cookie_header(self, anonymous_id: str, scope: Scope) -> tuple[bytes, bytes]:
         """The Set-Cookie header that keeps an anonymous user sticky."""
-        secure = "; Secure" if scope.get("scheme") == "https" else ""
+        secure = "; Secure" if self._always_secure or scope.get("scheme") == "https" else ""
         value = f"{self._anonymous_cookie}={anonymous_id}{self._cookie_suffix}{secure}"
         return b"set-cookie", value.encode("latin-1")
 
@@ -206,13 +254,25 @@ def _cookies(header: str) -> dict[str, str]:
     return cookies
 
 
-def _overrides(header: str | None, query: str | None) -> dict[str, str]:
-    """Parse "flag=variant, flag2=variant2" from the override header and query parameter."""
-    overrides: dict[str, str] = {}
+def _overrides(header: str | None, query: str | None) -> dict[str, tuple[str, str | None]]:
+    """Parse "flag=variant;sig=HEX, flag2=variant2" from the override header and query parameter."""
+    overrides: dict[str, tuple[str, str | None]] = {}
     for source in (header, query):
         if source:
             for item in source.split(","):
-                flag, sep, variant = item.partition("=")
+                pair, _, extra = item.partition(";")
+                flag, sep, variant = pair.partition("=")
+                name, _, signature = extra.partition("=")
                 if sep and flag.strip() and variant.strip():
-                    overrides[flag.strip()] = variant.strip()
+                    signed = signature.strip() if name.strip() == "sig" and signature.strip() else None
+                    overrides[flag.strip()] = (variant.strip(), signed)
     return overrides
+
+
+def _sign(secret: bytes, flag: str, variant: str) -> str:
+    return hmac.new(secret, f"{flag}={variant}".encode(), hashlib.sha256).hexdigest()
+
+
+def sign_override(secret: str, flag: str, variant: str) -> str:
+    """The override header value that forces `variant` of `flag`: `flag=variant;sig=<hex HMAC>`."""
+    return f"{flag}={variant};sig={_sign(secret.encode(), flag, variant)}"

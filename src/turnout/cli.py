@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from turnout.config import FlagConfig, RuleConfig, ShadowConfig, TurnoutConfig, load_file, validate_config
 from turnout.errors import ConfigError, ConfigIssue, TurnoutError
@@ -120,14 +121,37 @@ def _load_for_validate(
     from turnout.environment import apply_environment
     from turnout.router import Turnout
 
-    data = load_file(path)
-    config = validate_config(apply_environment(data, os.environ if use_env else {}), source=str(path))
+    data = apply_environment(load_file(path), os.environ if use_env else {})
+    try:
+        config = validate_config(data, source=str(path))
+    except ConfigError as exc:
+        # Engine targets are imported only once the file validates: try them now as well, so
+        # one run reports every problem.
+        reported = {issue.path for issue in exc.issues}
+        targets = [issue for issue in _target_issues(data) if issue.path not in reported]
+        raise ConfigError([*exc.issues, *targets], source=exc.source) from None
     declared = set(Turnout(config).engines)  # imports engine targets: a bad `target` is reported here
     in_code = _code_engines(engines) if engines is not None else None
     known = declared | in_code if in_code is not None else declared
     if in_code is not None and (missing := fallback_issues(config, known) + shadow_issues(config, known)):
         raise ConfigError(missing, source=str(path))
     return config, declared, in_code
+
+
+def _target_issues(data: dict[str, Any]) -> list[ConfigIssue]:
+    """Engine `target`s of raw config data that do not import."""
+    from turnout.engines import import_target
+
+    engines = data.get("engines")
+    issues = []
+    for name, engine in engines.items() if isinstance(engines, dict) else ():
+        target = engine.get("target") if isinstance(engine, dict) else None
+        if isinstance(target, str):
+            try:
+                import_target(target)
+            except TurnoutError as exc:
+                issues.append(ConfigIssue(f"engines.{name}.target", target, str(exc)))
+    return issues
 
 
 def _in_code(issue: ConfigIssue) -> ConfigIssue:

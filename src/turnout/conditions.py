@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import operator
@@ -13,6 +14,8 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from turnout.errors import ConditionError
+from turnout.limits import depth_message, too_deep
+from turnout.regex_guard import compile_search
 
 Attributes = Mapping[str, Any]
 _Pred = Callable[[Any], bool]
@@ -26,12 +29,17 @@ class CompiledCondition:
     spec: Mapping[str, Any] = field(hash=False)
     attributes: frozenset[str]
     _evaluate: _Cond = field(repr=False, compare=False)
+    on_error: Callable[[Exception], object] | None = field(default=None, repr=False, compare=False)
+    """Told of an error while evaluating (a `$regex` past its time budget); the condition fails."""
 
     def __call__(self, attributes: Attributes) -> bool:
         """Whether `attributes` match; any error or type mismatch is False."""
         try:
             return self._evaluate(attributes) is True
-        except Exception:
+        except Exception as exc:
+            if self.on_error is not None:
+                with contextlib.suppress(Exception):
+                    self.on_error(exc)
             return False
 
 
@@ -58,11 +66,22 @@ def _true(_: Any) -> bool:
 ALWAYS: Final = CompiledCondition(MappingProxyType({}), frozenset(), _true)
 
 
-def compile_condition(spec: Mapping[str, Any], *, path: str = "when") -> CompiledCondition:
-    """Validate `spec` and compile it; raises `ConditionError` naming the bad part."""
+def compile_condition(
+    spec: Mapping[str, Any],
+    *,
+    path: str = "when",
+    on_error: Callable[[Exception], object] | None = None,
+) -> CompiledCondition:
+    """Validate `spec` and compile it; raises `ConditionError` naming the bad part.
+
+    `on_error` is told of errors while evaluating (the condition then does not match).
+    """
+    deep = too_deep(spec, path)
+    if deep is not None:
+        raise ConditionError(deep, "...", depth_message())
     names: set[str] = set()
     evaluate = _condition(spec, path, names)
-    return CompiledCondition(spec, frozenset(names), evaluate) if spec else ALWAYS
+    return CompiledCondition(spec, frozenset(names), evaluate, on_error) if spec else ALWAYS
 
 
 def _kind(value: Any) -> str:
@@ -239,17 +258,18 @@ def _operator(op: str, operand: Any, path: str) -> tuple[_Pred, bool]:
             raise ConditionError(path, operand, "$exists takes true or false")
         return (lambda v: v is not None) if operand else (lambda v: v is None), False
     if op == "$type":
-        if operand not in _TYPES:
+        if not isinstance(operand, str) or operand not in _TYPES:
             raise ConditionError(path, operand, f"$type takes one of {sorted(_TYPES)}")
         return lambda v: _kind(v) == operand, True
     if op == "$regex":
         if not isinstance(operand, str):
             raise ConditionError(path, operand, "$regex takes a pattern string")
         try:
-            search = re.compile(operand).search
-        except re.error as exc:
-            raise ConditionError(path, operand, f"invalid regular expression: {exc}") from None
-        return lambda v: isinstance(v, str) and search(v) is not None, False
+            search = compile_search(operand)
+        except ValueError as exc:
+            raise ConditionError(path, operand, str(exc)) from None
+        # A search past its time budget raises TimeoutError: the condition counts it and fails.
+        return lambda v: isinstance(v, str) and search(v), False
     if op == "$not":
         if not isinstance(operand, Mapping):
             raise ConditionError(path, operand, "$not takes a condition mapping")

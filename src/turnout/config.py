@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from turnout.errors import NOTHING, ConditionError, ConfigError, ConfigIssue
+from turnout.limits import depth_message, too_deep
 
 HashName = Literal["murmur3", "growthbook-v1", "growthbook-v2"]
 
@@ -275,6 +276,8 @@ class EventsConfig(_Model):
     """Which events are dropped (and counted) when the queue is full."""
     shutdown_timeout_s: Duration = 10.0
     """How long stopping waits for queued events to be delivered."""
+    sink_timeout_s: Duration = 30.0
+    """How long one batch write to a sink may take before it counts as failed and is retried."""
     base_properties: dict[str, Any] = Field(default_factory=dict)
     """Properties added to every event (the event's own win)."""
 
@@ -304,6 +307,20 @@ class HttpConfig(_Model):
     """The query parameter forcing variants, for flags with `allow_overrides`."""
     max_key_length: int = Field(default=256, ge=8, le=4096)
     """Longer ids are replaced by their SHA-256, so they stay sticky with a bounded size."""
+    max_attribute_length: int = Field(default=256, ge=1, le=65536)
+    """Longest attribute value read from a header; a longer one is cut to this length (counted)."""
+    trusted_headers: bool = True
+    """Read `user_header` and `attribute_headers`; false when no proxy sets or strips them."""
+    overrides_from_headers: bool = False
+    """Let a flag's per-user `overrides` match ids the request supplied (header, query, cookie)."""
+    override_secret: str | None = None
+    """Key that signs request overrides: `flag=variant;sig=<hex HMAC-SHA256 of "flag=variant">`."""
+    override_ids: list[str] = Field(default_factory=list)
+    """Targeting keys whose request overrides are accepted without a signature."""
+    cookie_secure: bool = False
+    """Always mark the anonymous-id cookie `Secure` (behind a proxy that terminates TLS)."""
+    cookie_samesite: Literal["lax", "strict", "none"] = "lax"
+    """The anonymous-id cookie's `SameSite`; "none" also marks it `Secure`, as browsers require."""
 
 
 class RoutingConfig(_Model):
@@ -315,6 +332,21 @@ class RoutingConfig(_Model):
     """Evaluate percentage splits (`AB_TESTING_ENABLED=false` switches them off)."""
     attributes: list[str] = Field(default_factory=list)
     """Attributes your code sets on the routing context; rules naming others get a warning."""
+    default_engine: str | None = None
+    """Engine that serves a flag the configuration no longer declares and this process never saw."""
+
+
+class PrivacyConfig(_Model):
+    """What turnout stores about users and errors in spans, logs and events."""
+
+    targeting_key: Literal["raw", "hash", "drop"] = "raw"
+    """The targeting key in spans and events' distinct_id/session_id: as is, keyed hash, or left out."""
+    salt: str | None = None
+    """HMAC-SHA256 key for `targeting_key = "hash"` (required then); keep it stable so joins work."""
+    exception_text: Literal["full", "type"] = "full"
+    """What engine exceptions leave in spans and logs: type and message, or the type alone."""
+    exception_text_length: int = Field(default=500, ge=0, le=100_000)
+    """Longest exception message kept in spans and logs (longer ones are cut)."""
 
 
 class PluginsConfig(_Model):
@@ -343,12 +375,17 @@ class TurnoutConfig(_Model):
     """Exposure and business event delivery."""
     http: HttpConfig = HttpConfig()
     """How the middleware reads a request."""
+    privacy: PrivacyConfig = PrivacyConfig()
+    """What is stored about users and errors in spans, logs and events."""
     plugins: PluginsConfig = PluginsConfig()
     """Plugin discovery."""
 
 
 def validate_config(data: Mapping[str, Any], *, source: str | None = None) -> TurnoutConfig:
     """Validate raw data into a `TurnoutConfig`, or raise one `ConfigError` listing every issue."""
+    deep = too_deep(data, "")
+    if deep is not None:
+        raise ConfigError([ConfigIssue(deep, "...", depth_message())], source=source)
     try:
         config = TurnoutConfig.model_validate(data)
     except ValidationError as exc:
@@ -378,10 +415,15 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError([ConfigIssue(str(path), NOTHING, f"cannot read: {exc.strerror}")]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([ConfigIssue(str(path), NOTHING, f"not valid UTF-8 text: {exc}")]) from None
+    if not text.strip():
+        # Most often a file caught mid-write (`cp`, a shell `>`): applying it would drop every flag.
+        raise ConfigError([ConfigIssue(str(path), text, "the file is empty")])
     try:
         data: Any = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError([ConfigIssue(str(path), NOTHING, f"not valid: {exc}")]) from None
+    except (RecursionError, MemoryError):
+        raise ConfigError([ConfigIssue(str(path), NOTHING, depth_message())]) from None
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(str(path), type(data).__name__, "must hold a table")])
     return data
@@ -403,6 +445,8 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
             yield ConfigIssue(f"{path}.plugin", engine.plugin, "give `target` or `plugin`, not both")
     yield from _fallback_cycles(config)
     yield from _check_shadows(config)
+    if config.privacy.targeting_key == "hash" and not config.privacy.salt:
+        yield ConfigIssue("privacy.salt", config.privacy.salt, 'targeting_key = "hash" needs a salt')
     for key, flag in config.flags.items():
         path = f"flags.{key}"
         declared = set(flag.variants)
@@ -611,11 +655,17 @@ def _issue(error: Any) -> ConfigIssue:
     return ConfigIssue(path or "<root>", value, message)
 
 
+def closest_key(loc: tuple[Any, ...]) -> str | None:
+    """The valid key closest to the unknown one at `loc` (its last part), if one is close."""
+    close = difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def _unknown_key(loc: tuple[Any, ...]) -> str:
+    close = closest_key(loc)
+    if close is not None:
+        return f"unknown key; did you mean `{close}`?"
     keys = _keys_at(loc[:-1])
-    close = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.6)
-    if close:
-        return f"unknown key; did you mean `{close[0]}`?"
     return f"unknown key; valid keys: {', '.join(keys)}" if keys else "unknown key"
 
 

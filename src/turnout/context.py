@@ -34,6 +34,19 @@ class RoutingContext:
     """The `Turnout` that built this context (set by the middleware), so decorators find it."""
     intent_view: dict[str, Any] | None = field(default=None, init=False, repr=False)
     """Attributes plus `intent`/`intent_confidence`, built once when a rule first needs them."""
+    key_from_request: bool = False
+    """The targeting key came from the request (header, query, cookie), not from the app's code."""
+
+    def set_user(self, user_id: str) -> None:
+        """Make `user_id`, known to the app (say, from its auth), the targeting key.
+
+        Per-user `overrides` apply to it even when `http.overrides_from_headers` is false.
+        """
+        self.targeting_key = user_id
+        self.anonymous = False
+        self.key_from_request = False
+        self.intent_view = None
+        self.decisions.clear()
 
     def value(self, attribute: str | None) -> str:
         """The string to bucket on: the attribute if present and non-empty, else the key."""

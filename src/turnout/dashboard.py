@@ -152,7 +152,9 @@ class _Components:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title="Components", title_justify="left", title_style="bold")
+        table = Table(
+            title="Components: requests, success, latency", title_justify="left", title_style="bold"
+        )
         table.add_column("Component", style="bold cyan", no_wrap=True)
         for heading in ("Requests", "Success", *(label for label, _ in _LATENCY)):
             table.add_column(heading, justify="right", no_wrap=True)
@@ -168,12 +170,15 @@ class _Components:
         return table
 
 
-def _experiment_table(name: str, experiment: Experiment) -> Table:
+def _experiment_table(name: str, experiment: Experiment) -> RenderableType:
+    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
     flag = f" (flag {experiment.flag})" if experiment.flag else ""
-    table = Table(title=Text(f"🧪 {name}{flag}"), title_justify="left", title_style="bold")
+    # A line of its own, not the table's title: a title wraps to the width of a narrow table.
+    title = Text(f"🧪 {name}{flag}: each variant", style="bold")
+    table = Table()
     table.add_column("", style="bold")
     variants = experiment.variants
     for variant in variants:
@@ -188,7 +193,7 @@ def _experiment_table(name: str, experiment: Experiment) -> Table:
     ]
     for label, cell in rows:
         table.add_row(label, *(cell(figures) for figures in variants.values()))
-    return table
+    return Group(title, table)
 
 
 def _footnotes(dashboard: Dashboard) -> list[str]:

@@ -215,7 +215,8 @@ def _print_failures(console: Any, failures: dict[str, dict[str, int]], events: l
 def _print_split(console: Any, served: Counter[tuple[str, str]]) -> None:
     from rich.table import Table
 
-    table = Table(title="Requests by plan and variant", title_justify="left", title_style="bold")
+    console.print("Requests by plan and variant", style="bold")
+    table = Table()
     variants = sorted({variant for _, variant in served} - {"failed"})
     if served[("free", "failed")] + served[("premium", "failed")] + served[("enterprise", "failed")]:
         variants.append("failed")
@@ -235,7 +236,7 @@ def _print_split(console: Any, served: Counter[tuple[str, str]]) -> None:
     console.print(f"    {share}")
     console.print("  everyone else -> workflow-canary: 90% legacy, 10% workflow, sticky per user")
     if "failed" in variants:
-        console.print("  failed: the engine and its fallback both failed; the client got a 503")
+        console.print("  failed: no engine could answer, fallbacks included; the client got a 503")
 
 
 def _print_shadows(console: Any, turnout: Any) -> None:
@@ -247,10 +248,12 @@ def _print_shadows(console: Any, turnout: Any) -> None:
     for flag, shadows in turnout.telemetry.live()["shadows"].items():
         report = live_report(flag, shadows)
         for total in report.totals():
-            table = Table(
-                title=f"shadow run: {total.shadow} beside {total.served} (flag {flag}; never served, "
-                "compared per intent)"
+            console.print(
+                f"\nShadow run: {total.shadow} beside {total.served} (flag {flag}), never served, "
+                "compared per intent",
+                style="bold",
             )
+            table = Table()
             table.add_column(HEADER[0], no_wrap=True)
             for name in HEADER[1:]:
                 table.add_column(name, justify="right")

@@ -184,6 +184,12 @@ class EngineSet:
         if engine is not None:
             return engine, decision
         fallback = self.engines.get(default.engine) if default.engine is not None else None
+        if fallback is None and name is None and not decision.variant:
+            raise EngineNotFoundError(
+                "",
+                f"none for flag {decision.flag!r}: it is not in the configuration and "
+                "`routing.default_engine` is not set",
+            )
         if fallback is None:
             raise EngineNotFoundError(
                 str(name), f"not registered (flag {decision.flag!r} has no default engine either)"
@@ -208,11 +214,13 @@ class EngineSet:
                     result = await engine.acall(args, kwargs)
                 else:
                     span = tracer.start_span(ENGINE_SPAN, attributes=_attributes(engine, decision))
-                    with trace.use_span(span, end_on_exit=True):
+                    with trace.use_span(
+                        span, end_on_exit=True, record_exception=False, set_status_on_exception=False
+                    ):
                         try:
                             result = await engine.acall(args, kwargs)
                         except Exception as exc:
-                            self._mark_fallback(span, engine, tried, exc)
+                            self._mark_failed(span, engine, tried, exc)
                             raise
             except Exception as exc:
                 self._metrics.record(f"engine.{engine.name}", _ms(attempt), False, type(exc).__name__)
@@ -245,11 +253,13 @@ class EngineSet:
                     result = engine.call(args, kwargs)
                 else:
                     span = tracer.start_span(ENGINE_SPAN, attributes=_attributes(engine, decision))
-                    with trace.use_span(span, end_on_exit=True):
+                    with trace.use_span(
+                        span, end_on_exit=True, record_exception=False, set_status_on_exception=False
+                    ):
                         try:
                             result = engine.call(args, kwargs)
                         except Exception as exc:
-                            self._mark_fallback(span, engine, tried, exc)
+                            self._mark_failed(span, engine, tried, exc)
                             raise
             except Exception as exc:
                 cause = exc
@@ -261,11 +271,12 @@ class EngineSet:
             self._record_variant(decision, started, first_error)
             return result, decision
 
-    def _mark_fallback(self, span: Span, engine: Engine, tried: set[str], exc: Exception) -> None:
-        """On the failed attempt's span (status ERROR, set by use_span), say who takes over."""
+    def _mark_failed(self, span: Span, engine: Engine, tried: set[str], exc: Exception) -> None:
+        """On the failed attempt's span: the error (as privacy allows), and who takes over."""
+        self._tracing.record_error(span, exc)
         target = self._fallback_target(engine, tried)
         if target is not None:
-            mark_fallback(span, engine.name, target.name, exc)
+            mark_fallback(span, engine.name, target.name, exc, self._tracing.privacy)
 
     def _record_variant(self, decision: Decision, started: float, error: str | None) -> None:
         # A variant counts as failed when its own engine failed, even if a fallback served:
@@ -292,7 +303,8 @@ class EngineSet:
             self._record_variant(decision, started, error)
             raise exc
         tried.add(target.name)
-        return target, decision.fallen_back(target.name, f"{engine.name}: {type(exc).__name__}: {exc}"[:300])
+        error_text = self._tracing.privacy.error_text(exc)
+        return target, decision.fallen_back(target.name, f"{engine.name}: {error_text}"[:300])
 
 
 _NOT_SERVED_BY_VARIANT = frozenset({Reason.FALLBACK, Reason.ERROR})

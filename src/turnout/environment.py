@@ -8,24 +8,29 @@ unchanged and override whatever a config file says. See docs/configuration.md.
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
-from turnout.config import TurnoutConfig
+from turnout.config import TurnoutConfig, closest_key
 from turnout.errors import ConfigError, ConfigIssue
+from turnout.limits import depth_message, too_deep
 
 SWITCH_ENGINES = ("legacy", "workflow", "langgraph")
 DEFAULT_AB_SPLIT = 0.1
-_SECTIONS = ("routing", "intent", "telemetry", "events", "http", "plugins")
+_SECTIONS = ("routing", "intent", "telemetry", "events", "http", "privacy", "plugins")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def apply_environment(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """Return a copy of raw config `data` with the environment's settings applied on top."""
+    deep = too_deep(data, "")
+    if deep is not None:  # before deepcopy, which recurses
+        raise ConfigError([ConfigIssue(deep, "...", depth_message())])
     result: dict[str, Any] = copy.deepcopy(dict(data), memo=_shared_options(data))
     issues: list[ConfigIssue] = []
     _apply_settings(result, env, issues)
@@ -42,9 +47,13 @@ def _apply_settings(data: dict[str, Any], env: Mapping[str, str], issues: list[C
             continue
         parts = [part.lower() for part in name[len("TURNOUT_") :].split("__")]
         if parts[0] not in _SECTIONS or not all(parts):
-            issues.append(
-                ConfigIssue(f"env.{name}", env[name], f"unknown setting; sections: {', '.join(_SECTIONS)}")
+            close = difflib.get_close_matches(parts[0], _SECTIONS, n=1)
+            hint = (
+                f"did you mean TURNOUT_{close[0].upper()}__…?"
+                if close
+                else f"sections: {', '.join(_SECTIONS)}"
             )
+            issues.append(ConfigIssue(f"env.{name}", env[name], f"unknown setting; {hint}"))
             continue
         value, problem = _setting(parts, env[name])
         if problem is not None:
@@ -163,6 +172,16 @@ def _split(env: Mapping[str, str], issues: list[ConfigIssue]) -> float | None:
     return share
 
 
+def _unknown(error: Any) -> str:
+    """ "unknown setting; did you mean TURNOUT_TELEMETRY__SNAPSHOT_INTERVAL_S?" where one is close."""
+    loc = tuple(error["loc"])
+    close = closest_key(loc)
+    if close is None:
+        return "unknown setting (check for a typo)"
+    setting = "__".join(str(part).upper() for part in (*loc[:-1], close))
+    return f"unknown setting; did you mean TURNOUT_{setting}?"
+
+
 def _setting(parts: list[str], raw: str) -> tuple[Any, str | None]:
     """The value a setting holds (JSON if it parses, else the text) or why it is invalid.
 
@@ -171,8 +190,10 @@ def _setting(parts: list[str], raw: str) -> tuple[Any, str | None]:
     """
     try:
         candidates = [json.loads(raw), raw]
-    except ValueError:
+    except (ValueError, RecursionError):
         candidates = [raw]
+    if too_deep(candidates[0], "") is not None:
+        return None, depth_message()
     problem: str | None = None
     for value in candidates:
         tree: Any = value
@@ -182,9 +203,7 @@ def _setting(parts: list[str], raw: str) -> tuple[Any, str | None]:
             TurnoutConfig.model_validate(tree)
         except ValidationError as exc:
             error = exc.errors()[0]
-            problem = problem or (
-                "unknown setting (check for a typo)" if error["type"] == "extra_forbidden" else error["msg"]
-            )
+            problem = problem or (_unknown(error) if error["type"] == "extra_forbidden" else error["msg"])
             continue
         return value, None
     return None, problem

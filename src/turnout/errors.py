@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from turnout.redact import redact_text, redact_value
 
 
 class TurnoutError(Exception):
@@ -39,12 +40,18 @@ class ConfigError(TurnoutError, ValueError):
     """A configuration did not validate; `issues` lists every problem found."""
 
     def __init__(self, issues: Sequence[ConfigIssue], *, source: str | None = None) -> None:
-        self.issues = tuple(issues)
+        # Every error passes through here: secrets in values and messages never leave it.
+        self.issues = tuple(_redacted(issue) for issue in issues)
         self.source = source
         where = f" in {source}" if source else ""
         lines = "\n".join(f"  - {issue}" for issue in self.issues)
         count = len(self.issues)
         super().__init__(f"{count} configuration error{'s' if count != 1 else ''}{where}:\n{lines}")
+
+
+def _redacted(issue: ConfigIssue) -> ConfigIssue:
+    name = issue.path.rsplit(".", 1)[-1]  # `http.override_secret` holds a secret by its name
+    return ConfigIssue(issue.path, redact_value(issue.value, name), redact_text(issue.message))
 
 
 class ConditionError(TurnoutError, ValueError):
@@ -55,6 +62,17 @@ class ConditionError(TurnoutError, ValueError):
         self.value = value
         self.message = message
         super().__init__(f"{path}: {message} (got {_short_repr(value)})")
+
+
+class UnknownFlagError(TurnoutError, KeyError):
+    """A decision named a flag the configuration does not declare."""
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+        super().__init__(f"flag {flag!r} is not in the configuration")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class MissingExtraError(TurnoutError, ImportError):
@@ -72,7 +90,7 @@ class EngineError(TurnoutError):
 
     def __init__(self, engine: str, message: str) -> None:
         self.engine = engine
-        super().__init__(f"engine {engine!r}: {message}")
+        super().__init__(f"engine {engine!r}: {message}" if engine else f"no engine {message}")
 
 
 class EngineNotFoundError(EngineError):
@@ -95,15 +113,14 @@ class WorkflowStepError(EngineError):
         super().__init__(engine, f"step {step!r} failed: {type(cause).__name__}: {cause}")
 
 
-_SECRET_QUERY = re.compile(r"(?i)([?&][^=&#]*(?:key|token|secret|password|passwd|pwd)[^=&#]*=)[^&#]*")
-_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@")
-
-
 def redact(text: str) -> str:
-    """Mask credentials in URLs (passwords, `api_key=`/`token=`-like query values) for messages."""
-    return _SECRET_QUERY.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
+    """Mask credentials in text (URL passwords, `api_key=`-like values) for messages."""
+    return redact_text(text)
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:
-    text = redact(repr(value))  # before truncating, which could cut a URL's "@"
+    try:
+        text = redact(repr(value))  # before truncating, which could cut a URL's "@"
+    except (RecursionError, ValueError):  # nested too deep, or an int too long to print
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,7 @@ from turnout.conditions import CompiledCondition, compile_condition
 from turnout.config import FlagConfig, RuleConfig, TurnoutConfig
 from turnout.context import RoutingContext
 from turnout.decision import Decision, Reason
+from turnout.failures import Failures
 from turnout.hashing import Splitter, weights_at_step
 from turnout.types import Clock
 
@@ -65,6 +67,7 @@ class CompiledFlag:
         "hash_by",
         "key",
         "overrides",
+        "overrides_from_requests",
         "rules",
     )
 
@@ -73,8 +76,11 @@ class CompiledFlag:
         key: str,
         config: FlagConfig,
         rules: tuple[CompiledRule, ...],
+        *,
+        overrides_from_requests: bool = True,
     ) -> None:
         self.key = key
+        self.overrides_from_requests = overrides_from_requests
         self.config = config
         self.enabled = config.enabled
         self.hash_by = config.hash_by
@@ -107,7 +113,7 @@ class CompiledFlag:
         """Walk kill switch, overrides, then rules in order; first match wins."""
         if not self.enabled:
             return self._disabled
-        if self.overrides:
+        if self.overrides and (self.overrides_from_requests or not context.key_from_request):
             forced = self.overrides.get(context.targeting_key)
             if forced is not None:
                 return self._forced[forced]
@@ -151,16 +157,22 @@ class CompiledFlag:
         return self._default
 
 
-def compile_flags(config: TurnoutConfig) -> dict[str, CompiledFlag]:
-    """Compile every flag; rules switched off by the routing/intent switches are left out."""
+def compile_flags(config: TurnoutConfig, failures: Failures | None = None) -> dict[str, CompiledFlag]:
+    """Compile every flag; rules switched off by the routing/intent switches are left out.
+
+    A condition that fails while evaluating (a `$regex` past its time budget) does not match
+    and is counted in `failures` under `condition`.
+    """
     flags: dict[str, CompiledFlag] = {}
     for key, flag in config.flags.items():
         rules: list[CompiledRule] = []
         for index, rule in enumerate(flag.rules):
-            compiled = _compile_rule(key, index, rule, flag)
+            compiled = _compile_rule(key, index, rule, flag, failures)
             if _switched_on(compiled, config):
                 rules.append(compiled)
-        flags[key] = CompiledFlag(key, flag, tuple(rules))
+        flags[key] = CompiledFlag(
+            key, flag, tuple(rules), overrides_from_requests=config.http.overrides_from_headers
+        )
     return flags
 
 
@@ -175,14 +187,21 @@ def _switched_on(rule: CompiledRule, config: TurnoutConfig) -> bool:
     return rule.decision is not None or config.routing.split_rules
 
 
+def _condition_failed(failures: Failures, flag: str, rule: str, error: Exception) -> None:
+    failures.record("condition", error, flag=flag, rule=rule)
+
+
 def _compile_rule(
     key: str,
     index: int,
     rule: RuleConfig,
     flag: FlagConfig,
+    failures: Failures | None,
 ) -> CompiledRule:
     name = rule.name or f"rule-{index}"
-    condition = compile_condition(rule.when, path=f"flags.{key}.rules[{index}].when") if rule.when else None
+    path = f"flags.{key}.rules[{index}].when"
+    on_error = None if failures is None else functools.partial(_condition_failed, failures, key, name)
+    condition = compile_condition(rule.when, path=path, on_error=on_error) if rule.when else None
     needs_intent = condition is not None and bool(condition.attributes & INTENT_ATTRIBUTES)
     engine = rule.serve if flag.kind == "engine" else None
     decision = (

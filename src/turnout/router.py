@@ -18,9 +18,11 @@ from turnout.context import RoutingContext, _current, current_context
 from turnout.decision import Decision, Reason
 from turnout.engines import Engine
 from turnout.environment import apply_environment
-from turnout.errors import ConfigError, TurnoutError
+from turnout.errors import ConfigError, TurnoutError, UnknownFlagError
 from turnout.failures import Failures
 from turnout.intent.signal import classify
+from turnout.privacy import Privacy
+from turnout.redact import redact_text
 from turnout.references import attribute_issues, fallback_issues, shadow_issues, variant_issues
 from turnout.shadow import ShadowRunner, unsafe_shadows
 from turnout.snapshot import Builder, Snapshot, event_tracker, needs_restart
@@ -102,6 +104,7 @@ class Turnout:
             self._validate(config if config is not None else {}), str(path) if path else None
         )
         self.events = event_tracker(self._snapshot.config, event_sinks, self.failures)
+        self._apply_privacy(self._snapshot.config)
 
     @classmethod
     def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:
@@ -173,19 +176,38 @@ class Turnout:
                 source, data = None, config
             snapshot = self._build(self._validate(data, source), source)
         except (ConfigError, TurnoutError) as exc:
+            self.failures.record("config.reload", exc, log=False)  # logged just below, every time
             _log.error(
-                "turnout.reload_failed", error=str(exc), note="the previous configuration stays in force"
+                "turnout.reload_failed",
+                error=redact_text(str(exc)),
+                note="the previous configuration stays in force",
             )
             raise
+        dropped = sorted(set(self._snapshot.flags) - set(snapshot.flags))
         previous, self._snapshot = self._snapshot.config, snapshot
+        if dropped:
+            _log.warning(
+                "turnout.reload_dropped_flags",
+                flags=dropped,
+                note="requests that still name them get their last default (reason ERROR)",
+            )
         # Health thresholds apply at once; running loops keep their exporters, sinks and intervals.
         self.telemetry.config = snapshot.config.telemetry
+        self._apply_privacy(snapshot.config)
         later = needs_restart(previous, snapshot.config)
         if later:
             _log.warning("turnout.reload_needs_restart", settings=later,
                          note="these settings take effect when the app restarts")  # fmt: skip
         _log.info("turnout.reloaded", source=source, flags=sorted(snapshot.flags))
         return snapshot.config
+
+    def _apply_privacy(self, config: TurnoutConfig) -> None:
+        """Hand the privacy settings to every part that writes spans, logs or events."""
+        privacy = Privacy(config.privacy)
+        self.telemetry.tracing.privacy = privacy
+        self.events.privacy = privacy
+        self.failures.exception_text = config.privacy.exception_text
+        self.failures.exception_text_length = config.privacy.exception_text_length
 
     # -- events --------------------------------------------------------------------------
 
@@ -284,15 +306,13 @@ class Turnout:
             self._engines_now_known(snapshot)
         compiled = snapshot.flags.get(flag)
         if compiled is None:
-            self.failures.record("decide", KeyError(flag), flag=flag)
-            self.telemetry.metrics.record("decide", 0.0, False, "KeyError")
-            return Decision(flag, "", None, Reason.ERROR, error=f"unknown flag {flag!r}")
+            return self._unknown_flag(snapshot, flag, ctx)
         started = perf_counter()
         try:
             decision = compiled.evaluate(ctx, self._clock, self._intent_view_of)
         except Exception as exc:
             self.failures.record("decide", exc, flag=flag)
-            decision = compiled.error(f"{type(exc).__name__}: {exc}")
+            decision = compiled.error(self.telemetry.tracing.privacy.error_text(exc))
         telemetry = self.telemetry
         telemetry.metrics.record(
             "decide", (perf_counter() - started) * 1000.0, decision.reason is not Reason.ERROR
@@ -302,6 +322,18 @@ class Turnout:
             telemetry.metrics.expose(decision.experiment, flag, decision.variant)
             self.events.exposure(decision, context=ctx)
         ctx.decisions[flag] = decision
+        return decision
+
+    def _unknown_flag(self, snapshot: Snapshot, flag: str, ctx: RoutingContext) -> Decision:
+        # Counted and logged once per process; the request is served by the flag's last
+        # default (a reload removed it) or `routing.default_engine`, never by "no engine".
+        self.failures.record("decide", UnknownFlagError(flag), flag=flag)
+        self.telemetry.metrics.record("decide", 0.0, False, "UnknownFlagError")
+        decision = snapshot.fallback_decision(flag) or Decision(
+            flag, "", None, Reason.ERROR, error=f"unknown flag {flag!r}"
+        )
+        if decision.engine is not None:
+            ctx.decisions[flag] = decision
         return decision
 
     async def run(self, flag: str, *args: Any, context: RoutingContext | None = None, **kwargs: Any) -> Any:

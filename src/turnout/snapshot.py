@@ -12,7 +12,7 @@ from typing import Any
 
 from turnout.comparators import Comparator
 from turnout.config import TurnoutConfig
-from turnout.decision import Decision
+from turnout.decision import Decision, Reason
 from turnout.engines import EngineSet, build_engine_set
 from turnout.errors import ConfigError, ConfigIssue, redact
 from turnout.events import EventTracker
@@ -36,12 +36,29 @@ class Snapshot:
     source: str | None
     classifier: Classifier
     classifier_key: tuple[Any, ...] = ()
+    retired: Mapping[str, Decision] = field(default_factory=dict)
+    """The last default of every flag an earlier config declared and this one does not."""
     shadows: ShadowPlans = NO_SHADOWS
 
     def default_of(self, decision: Decision) -> Decision:
         """The flag default's decision (for a variant whose engine is missing)."""
         compiled = self.flags.get(decision.flag)
-        return compiled.default if compiled is not None else decision
+        if compiled is not None:
+            return compiled.default
+        return self.retired.get(decision.flag) or self.fallback_decision(decision.flag) or decision
+
+    def fallback_decision(self, flag: str) -> Decision | None:
+        """What serves `flag` when the config does not declare it: its last default, else
+        `routing.default_engine`; None when neither exists. Reason ERROR either way."""
+        known = self.retired.get(flag)
+        if known is not None:
+            return known._replace(reason=Reason.ERROR, error=f"flag {flag!r} is not in the configuration")
+        engine = self.config.routing.default_engine
+        if engine is None:
+            return None
+        return Decision(
+            flag, engine, engine, Reason.ERROR, error=f"flag {flag!r} is not in the configuration"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +80,7 @@ class Builder:
             raise ConfigError(
                 [ConfigIssue(f"telemetry.exporters[{i}]", name, message) for i, name, message in problems]
             )
-        flags = compile_flags(config)
+        flags = compile_flags(config, self.failures)
         shadows, issues = compile_shadows(config, self.comparators)
         if issues:
             raise ConfigError(issues)
@@ -78,7 +95,9 @@ class Builder:
         issues = unsafe_shadows(shadows, engines)
         if issues:
             raise ConfigError(issues)
-        return Snapshot(config, flags, engines, source, classifier, key, shadows)
+        return Snapshot(
+            config, flags, engines, source, classifier, key, retired_flags(flags, previous), shadows
+        )
 
     def engines(self, config: TurnoutConfig, previous: Snapshot | None) -> EngineSet:
         """The engines for `config` (breakers and pools carried over from `previous`)."""
@@ -91,6 +110,21 @@ class Builder:
             previous=previous.engines if previous is not None else None,
             shadow_unsafe=self.shadow_unsafe,
         )
+
+
+def retired_flags(flags: Mapping[str, CompiledFlag], previous: Snapshot | None) -> dict[str, Decision]:
+    """Defaults of flags that `previous` knew (declared or retired) and `flags` no longer declares.
+
+    A request may still name such a flag after a reload removed it: it gets the default it
+    had, not an engine called None.
+    """
+    if previous is None:
+        return {}
+    retired = {key: d for key, d in previous.retired.items() if key not in flags}
+    for key, compiled in previous.flags.items():
+        if key not in flags:
+            retired[key] = compiled.default
+    return retired
 
 
 def event_tracker(

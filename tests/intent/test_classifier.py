@@ -184,9 +184,11 @@ def test_build_classifier_loads_fasttext_with_the_configured_settings(model: Pat
     assert (built.min_confidence, built.unknown_label, built.max_chars) == (0.9, "other", 2000)
 
 
-def test_build_classifier_without_a_model_says_how_to_get_one() -> None:
-    with pytest.raises(IntentModelError, match="turnout intent train"):
-        build_classifier(IntentConfig())
+def test_build_classifier_without_a_model_uses_the_built_in_one() -> None:
+    built = build_classifier(IntentConfig(min_confidence=0.3))
+    assert isinstance(built, FastTextClassifier)
+    assert built.predict("我要退款").label == "refund"
+    assert Path(turnout.intent.default_model()).is_file()  # trained once, into the cache dir
     with pytest.raises(TurnoutError, match="takes no options"):
         build_classifier(IntentConfig(model="m.ftz", options={"k": 2}))
 

@@ -135,8 +135,8 @@ def test_an_unknown_flag_is_counted_as_a_failure() -> None:
 
     decide = components(t)["decide"]
     assert (decide["total_requests"], decide["success_rate"]) == (2, 0.5)
-    assert decide["errors"] == {"KeyError": 1}
-    assert t.failures.snapshot() == {"decide": {"KeyError": 1}}
+    assert decide["errors"] == {"UnknownFlagError": 1}
+    assert t.failures.snapshot() == {"decide": {"UnknownFlagError": 1}}
 
 
 async def test_classifying_records_intent_classify() -> None:

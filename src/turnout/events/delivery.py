@@ -19,6 +19,14 @@ class EventsLost(RuntimeError):
     """Events still undelivered when a stop deadline passed."""
 
 
+class SinkHung(RuntimeError):
+    """A sink did not finish closing by the stop deadline; it was abandoned."""
+
+
+_GRACE_S = 0.25
+"""What stopping the writers and closing the sinks may take past the stop deadline."""
+
+
 class Delivery:
     """Runs the flusher task and the lanes' tasks; knows how to drain them."""
 
@@ -152,6 +160,12 @@ class Delivery:
             delivered = [lane.drain_sync(deadline, time.monotonic) for lane in self.lanes]  # each lane tries
             return all(delivered)
 
+    async def _close(self, lane: Lane) -> None:
+        try:
+            await lane.sink.close()
+        except Exception as exc:
+            self._failures.record(f"events.sink.{lane.name}", exc, step="close")
+
     async def stop(self, timeout_s: float) -> int:
         """Deliver everything within `timeout_s`, stop the tasks, close the sinks; the number lost."""
         loop = asyncio.get_running_loop()
@@ -175,9 +189,14 @@ class Delivery:
                     break
             if not self._queued() or loop.time() >= deadline:
                 break
+        # Past the deadline, cancelling the writers and closing the sinks share one short grace.
+        final = max(deadline, loop.time()) + _GRACE_S
         for task in self._tasks.values():
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        tasks = [task for task in self._tasks.values() if not task.done()]
+        if tasks:
+            # Bounded: a sink that swallows the cancellation must not hold the stop past its deadline.
+            await asyncio.wait(tasks, timeout=max(final - loop.time(), 0.0))
         self.move()  # anything queued during the last round: counted below as lost
         lost = sum(lane.pending for lane in self.lanes)
         for lane in self.lanes:
@@ -186,12 +205,17 @@ class Delivery:
         if lost:
             self.lost += lost
             self._failures.record("events", EventsLost(f"{lost} undelivered at the {timeout_s:g}s deadline"))
-        for lane in self.lanes:
-            try:
-                async with asyncio.timeout(max(deadline - loop.time(), 1.0)):
-                    await lane.sink.close()
-            except Exception as exc:
-                self._failures.record(f"events.sink.{lane.name}", exc, step="close")
+        # All sinks close at once under one deadline: N hung sinks cost no more than one.
+        closes = {asyncio.ensure_future(self._close(lane)): lane for lane in self.lanes}
+        if closes:
+            _, hung = await asyncio.wait(closes, timeout=max(final - loop.time(), 0.05))
+            for task in hung:
+                task.cancel()
+                self._failures.record(
+                    f"events.sink.{closes[task].name}", SinkHung("close() passed the stop deadline")
+                )
+            if hung:
+                await asyncio.sleep(0)  # let each hung close see its cancellation (if it will)
         self._tasks.clear()
         self.loop, self.loop_thread = None, 0
         return lost

@@ -195,6 +195,9 @@ class Filters:
         return " AND ".join(self.conditions) if self.conditions else "1 = 1"
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def filters(
     dialect: AnyDialect,
     window: tuple[datetime | None, datetime | None],
@@ -216,6 +219,9 @@ def filters(
             isinstance(value, float) and not math.isfinite(value)
         ):
             raise ValueError(f"where[{key!r}] must be a string, a finite number or a boolean, not {value!r}")
+        if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+            # sqlite would raise OverflowError binding it; no stored number can equal it anyway.
+            raise ValueError(f"where[{key!r}] must fit in 64 bits, not {value!r}")
         text, params = dialect.equals(check_key(key), value)
         found.add(text, *params)
     return found

@@ -56,10 +56,13 @@ from turnout.events.model import (
 )
 from turnout.events.sinks import EventSink, sink_from_url
 from turnout.failures import Failures
+from turnout.privacy import Privacy
 from turnout.types import Clock
 
 _MAX_NAMES = 10_000
 _log = structlog.get_logger("turnout")
+DROPPED_ID = "redacted"
+"""The distinct_id of every event when `privacy.targeting_key = "drop"`."""
 _live: weakref.WeakSet[EventTracker] = weakref.WeakSet()
 
 
@@ -89,7 +92,7 @@ class EventTracker:
         exposure_cache_size: int = 100_000,
         retry_base_s: float = 0.5,
         retry_max_s: float = 30.0,
-        write_timeout_s: float = 30.0,
+        write_timeout_s: float | None = None,
     ) -> None:
         self.config = config = config or EventsConfig()
         self.failures = failures or Failures()
@@ -103,13 +106,15 @@ class EventTracker:
         self._drop_oldest = config.overflow == "drop_oldest"
         self._exposure_cap = exposure_cache_size
         self._names: set[str] = set()
+        self.privacy = Privacy()
+        """How distinct and session ids are stored (the configuration's, set by `Turnout`)."""
         self.lanes = make_lanes(
             sinks,
             config,
             self.failures,
             retry_base_s=retry_base_s,
             retry_max_s=retry_max_s,
-            write_timeout_s=write_timeout_s,
+            write_timeout_s=config.sink_timeout_s if write_timeout_s is None else write_timeout_s,
         )
         self._delivery = Delivery(
             self.lanes,
@@ -244,6 +249,12 @@ class EventTracker:
         explicit = props.get("session_id", sid)
         if explicit is not None and type(explicit) is str:
             session_id = explicit
+        privacy = self.privacy
+        if not privacy.keep_keys:
+            distinct_id = privacy.key(distinct_id) or DROPPED_ID
+            session_id = privacy.key(session_id)
+            if "session_id" in props:
+                props = {**props, "session_id": session_id}
         epoch = self._clock() if stamp is None else to_epoch(stamp)
         queue = self._queue
         with self._lock:

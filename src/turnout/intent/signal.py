@@ -6,8 +6,6 @@ import os
 from time import perf_counter
 from typing import Any
 
-from opentelemetry.trace import StatusCode
-
 from turnout.config import IntentConfig, TurnoutConfig
 from turnout.errors import ConfigError, ConfigIssue, TurnoutError
 from turnout.failures import Failures
@@ -64,8 +62,7 @@ def classify(
         if intent.raw_label is not None:
             span.set_attribute("turnout.intent.raw", intent.raw_label)
         if error is not None:  # success stays UNSET, as OpenTelemetry asks of instrumentation
-            span.record_exception(error)
-            span.set_status(StatusCode.ERROR, type(error).__name__)
+            telemetry.tracing.record_error(span, error)
         return intent
 
 

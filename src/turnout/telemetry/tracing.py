@@ -7,12 +7,22 @@ about 3 µs, which is more than a whole decision.
 
 from __future__ import annotations
 
+import traceback
 from typing import Any, cast
 
 from opentelemetry import trace
-from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Span, Tracer, TracerProvider
+from opentelemetry.trace import (
+    NoOpTracerProvider,
+    ProxyTracerProvider,
+    Span,
+    Status,
+    StatusCode,
+    Tracer,
+    TracerProvider,
+)
 
 from turnout.decision import Decision, Reason
+from turnout.privacy import Privacy
 
 PROVIDER_NAME = "turnout"
 EVALUATION_EVENT = "feature_flag.evaluation"
@@ -37,6 +47,8 @@ class Tracing:
     def __init__(self, tracer_provider: TracerProvider | None = None, *, version: str = "") -> None:
         self._explicit = tracer_provider
         self._version = version
+        self.privacy = Privacy()
+        """How keys and error texts are stored in spans (the configuration's, set by `Turnout`)."""
         # (provider, its tracer) in one tuple: threads read and replace it atomically.
         self._cached: tuple[TracerProvider | None, Tracer | None] = (None, None)
         trace.get_tracer_provider()  # once: sets up a provider named by OTEL_PYTHON_TRACER_PROVIDER
@@ -61,10 +73,15 @@ class Tracing:
         # one given only to the ASGI instrumentation).
         span = trace.get_current_span()
         if span.is_recording():
-            span.add_event(EVALUATION_EVENT, evaluation_attributes(decision, targeting_key))
+            span.add_event(EVALUATION_EVENT, evaluation_attributes(decision, self.privacy.key(targeting_key)))
+
+    def record_error(self, span: Span, error: BaseException) -> None:
+        """Mark `span` failed by `error`, keeping of its text what the privacy settings allow."""
+        record_error(span, error, self.privacy)
 
 
 _UNSET = object()
+_DEFAULT_PRIVACY = Privacy()
 
 
 def _global_provider() -> TracerProvider | None:
@@ -80,16 +97,20 @@ def _global_provider() -> TracerProvider | None:
     return cast("TracerProvider | None", provider)
 
 
-def evaluation_attributes(decision: Decision, targeting_key: str) -> dict[str, Any]:
-    """Semantic-convention attributes of a flag evaluation, plus turnout's own details."""
+def evaluation_attributes(decision: Decision, targeting_key: str | None) -> dict[str, Any]:
+    """Semantic-convention attributes of a flag evaluation, plus turnout's own details.
+
+    `targeting_key` is None when the privacy settings drop it.
+    """
     attributes: dict[str, Any] = {
         "feature_flag.key": decision.flag,
         "feature_flag.provider.name": PROVIDER_NAME,
         "feature_flag.result.variant": decision.variant,
         "feature_flag.result.reason": _SEMCONV_REASON[decision.reason],
-        "feature_flag.context.id": targeting_key,
         "turnout.reason": decision.reason.value,
     }
+    if targeting_key is not None:
+        attributes["feature_flag.context.id"] = targeting_key
     _optional(attributes, decision)
     return attributes
 
@@ -107,17 +128,34 @@ def engine_attributes(engine: str, version: str, decision: Decision) -> dict[str
     return attributes
 
 
-def mark_fallback(span: Span, failed: str, fallback: str, error: BaseException) -> None:
+def mark_fallback(
+    span: Span, failed: str, fallback: str, error: BaseException, privacy: Privacy | None = None
+) -> None:
     """Record on the failed engine's span that the fallback engine takes over."""
-    span.add_event(
-        "turnout.fallback",
-        {
-            "turnout.engine.failed": failed,
-            "turnout.engine.fallback": fallback,
-            "exception.type": type(error).__name__,
-            "exception.message": str(error)[:500],
-        },
-    )
+    attributes = {
+        "turnout.engine.failed": failed,
+        "turnout.engine.fallback": fallback,
+        "exception.type": type(error).__name__,
+    }
+    message = (privacy or _DEFAULT_PRIVACY).error_message(error)
+    if message is not None:
+        attributes["exception.message"] = message
+    span.add_event("turnout.fallback", attributes)
+
+
+def record_error(span: Span, error: BaseException, privacy: Privacy) -> None:
+    """An `exception` event and status ERROR on `span`, texts cut and masked per `privacy`.
+
+    Used instead of `Span.record_exception`, which stores the whole message and traceback.
+    """
+    attributes = {"exception.type": type(error).__name__}
+    message = privacy.error_message(error)
+    if message is not None:
+        attributes["exception.message"] = message
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        attributes["exception.stacktrace"] = f"{frames}{privacy.error_text(error)}\n"
+    span.add_event("exception", attributes)
+    span.set_status(Status(StatusCode.ERROR, privacy.error_text(error)))
 
 
 def _optional(attributes: dict[str, Any], decision: Decision) -> None:
