@@ -527,3 +527,14 @@ def test_turnout_validate_describes_the_shadows(tmp_path: Any, capsys: pytest.Ca
         "    shadow: graph beside the served engine for 10% of users, compared by normalised, never served"
         in out
     )
+
+
+async def test_mismatch_samples_mask_secrets_by_key_name_too() -> None:
+    turnout = make_turnout({"comparator": "exact"})
+    turnout.add_engine("legacy", lambda message, **options: {"reply": "a", "token": "tok-123"})
+    turnout.add_engine("graph", lambda message, **options: {"reply": "b", "token": "tok-456"})
+    await turnout.run("coordinator", "hi", api_key="sk-live-999", context=RoutingContext("u1"))
+    assert await turnout.shadows.drain(GUARD_S)
+    (sample,) = figures(turnout)["mismatches"]
+    assert "sk-live-999" not in sample["input"] and "'api_key': '***'" in sample["input"]
+    assert "tok-123" not in sample["served"] and "tok-456" not in sample["shadow"]

@@ -37,8 +37,9 @@ from turnout.comparators import Comparator, agreement, resolve_comparator
 from turnout.config import ShadowConfig, TurnoutConfig, shadow_settings
 from turnout.context import RoutingContext, _current
 from turnout.decision import Decision, Reason
-from turnout.errors import ConfigIssue, TurnoutError, redact
+from turnout.errors import ConfigIssue, TurnoutError
 from turnout.hashing import bucket
+from turnout.redact import redact_text, redact_value
 
 if TYPE_CHECKING:
     from turnout.engines import Engine, EngineSet
@@ -402,8 +403,7 @@ class ShadowRunner:
             self.stats.failed(key, samples, type(exc).__name__)
             self._failures.record(f"shadow.{plan.engine}", exc, flag=plan.flag)
             if span is not None:
-                span.record_exception(exc)
-                span.set_status(StatusCode.ERROR, type(exc).__name__)
+                self._tracing.record_error(span, exc)
             return
         shadow_ms = (perf_counter() - started) * 1000.0
         try:
@@ -515,12 +515,13 @@ def stop_deferring(token: contextvars.Token[list[ShadowJob] | None]) -> None:
 
 
 def sample_text(value: Any, limit: int) -> str:
-    """`value` as text for a mismatch sample: credentials masked, cut to `limit` characters."""
+    """`value` as text for a mismatch sample: secrets masked (by key name and by shape), cut to `limit`."""
     try:
-        text = value if isinstance(value, str) else repr(value)
+        masked = redact_value(value)
+        text = masked if isinstance(masked, str) else repr(masked)
     except Exception:
         text = f"<{type(value).__name__}: unprintable>"
-    text = redact(text[: limit * 2])  # before cutting, which could split a URL's credentials
+    text = redact_text(text[: limit * 2])  # before cutting, which could split a URL's credentials
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
