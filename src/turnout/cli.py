@@ -30,6 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="route synthetic traffic through three engines")
     demo.add_argument("--users", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--scenario",
+        choices=["chat", "bad-canary"],
+        default="chat",
+        help="chat: the example app under traffic; bad-canary: a failing canary rolled back on its own",
+    )
 
     commands.add_parser("plugins", help="list installed plugins: group, name, distribution, version")
 
@@ -57,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     dash.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes with --watch")
     dash.add_argument("--config", type=Path, help="a turnout config whose health thresholds to use")
 
+    from turnout.rollouts.cli import add_rollout_command
+
+    add_rollout_command(commands)
+
     args = parser.parse_args(argv)
     # Like uvicorn's --app-dir default: engine targets and plugin options name modules of the
     # project the command runs in.
@@ -76,10 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from turnout.shadow_report import run_shadow_command
 
         return run_shadow_command(args)
+    if args.command == "rollout":
+        from turnout.rollouts.cli import run_rollout_command
+
+        return run_rollout_command(args)
     if args.command == "intent":
         from turnout.intent.cli import run_intent_command
 
         return run_intent_command(args)
+    if args.scenario == "bad-canary":
+        from turnout.canary_demo import run_bad_canary
+
+        return run_bad_canary(seed=args.seed)
     from turnout.demo import run_demo
 
     return run_demo(users=args.users, seed=args.seed)
@@ -175,15 +193,29 @@ def _code_engines(spec: str) -> set[str]:
 
 def _dashboard(args: argparse.Namespace) -> int:
     from turnout.dashboard import dashboard_main
+    from turnout.rollouts.cli import rollouts_of
 
-    telemetry = None
+    telemetry = rollouts = None
     if args.config is not None:
         try:
-            telemetry = validate_config(load_file(args.config), source=str(args.config)).telemetry
+            config = validate_config(load_file(args.config), source=str(args.config))
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return 2
-    return dashboard_main(args.path, args.since, args.watch, args.interval, telemetry=telemetry)
+        telemetry = config.telemetry
+        rollouts = rollouts_of(config)
+    try:
+        return dashboard_main(
+            args.path,
+            args.since,
+            args.watch,
+            args.interval,
+            telemetry=telemetry,
+            rollouts=rollouts.texts if rollouts is not None else None,
+        )
+    finally:
+        if rollouts is not None:
+            rollouts.close()
 
 
 def _plugins() -> int:

@@ -108,17 +108,56 @@ class RolloutConfig(_Model):
     """When the first step begins (required; without a time zone it means UTC)."""
 
 
-class GuardrailsConfig(_Model):
-    """Thresholds a variant must hold; breaching them triggers `action`."""
+class CheckConfig(_Model):
+    """One guardrail check on the treatment: a bound (`max` or `min`) or a margin against control."""
 
-    p99_ms: float | None = Field(default=None, gt=0)
-    """The highest p99 latency (ms) the variant may have."""
-    min_success_rate: Fraction | None = None
-    """The lowest success rate (0–1) the variant may have."""
+    metric: str = Field(min_length=1)
+    """success_rate, error_rate, mean_ms, p50_ms, p95_ms, p99_ms, or a custom per-request metric."""
+    max: float | None = None
+    """The check fails when the treatment's value is above this."""
+    min: float | None = None
+    """The check fails when the treatment's value is below this."""
+    no_worse_than_control_by: float | None = Field(default=None, ge=0)
+    """The check fails when the confidence interval allows the treatment to be worse by more than this."""
+
+
+class GuardrailsConfig(_Model):
+    """Checks the treatment must pass every `interval`; enough failures in a row trigger `action`."""
+
+    interval: Duration = 30.0
+    """How often the checks run (and the sliding window they read)."""
+    failure_threshold: int = Field(default=3, ge=1)
+    """Consecutive failed intervals before the action is taken; one passing interval resets the count."""
     min_samples: int = Field(default=100, ge=1)
-    """Requests a variant needs before its guardrails are judged."""
+    """Fewer observations than this in the window make a check inconclusive, never a pass."""
     action: Literal["rollback", "pause", "alert"] = "rollback"
-    """What a breach does: `rollback` to the default, `pause` the rollout, or only `alert`."""
+    """alert: notify only; pause: freeze the rollout at its step; rollback: serve the default to the rule."""
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    """Significance level of the confidence intervals used by checks against control."""
+    p99_ms: float | None = Field(default=None, gt=0)
+    """Shorthand for a check `{metric = "p99_ms", max = ...}`."""
+    max_p99_ms: float | None = Field(default=None, gt=0)
+    """The same as `p99_ms`."""
+    min_success_rate: Fraction | None = None
+    """Shorthand for a check `{metric = "success_rate", min = ...}`."""
+    max_error_rate: Fraction | None = None
+    """Shorthand for a check `{metric = "error_rate", max = ...}`."""
+    checks: list[CheckConfig] = Field(default_factory=list)
+    """More checks: absolute bounds on any metric, or margins against control."""
+
+    def all_checks(self) -> list[CheckConfig]:
+        """The shorthand keys as checks, followed by `checks`."""
+        shorthand = [
+            CheckConfig(metric="success_rate", min=self.min_success_rate)
+            if self.min_success_rate is not None
+            else None,
+            CheckConfig(metric="error_rate", max=self.max_error_rate)
+            if self.max_error_rate is not None
+            else None,
+            CheckConfig(metric="p99_ms", max=self.p99_ms) if self.p99_ms is not None else None,
+            CheckConfig(metric="p99_ms", max=self.max_p99_ms) if self.max_p99_ms is not None else None,
+        ]
+        return [check for check in shorthand if check is not None] + list(self.checks)
 
 
 class ShadowConfig(_Model):
@@ -358,6 +397,22 @@ class PluginsConfig(_Model):
     """Plugins to hide, by name or `group:name`."""
 
 
+class StateConfig(_Model):
+    """Where state that outlives a process and is shared by replicas is kept (rollouts, audit log)."""
+
+    url: str | None = None
+    """sqlite:///path or postgresql://...; by default turnout_state.db next to the SQLite events file."""
+
+
+class RolloutsConfig(_Model):
+    """How guardrail actions are announced."""
+
+    notifiers: list[str] = Field(default_factory=lambda: ["log"])
+    """log, webhook, or `turnout.notifiers` plugins by name."""
+    notifier_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Options per notifier, e.g. `webhook = { url = "https://..." }`."""
+
+
 class TurnoutConfig(_Model):
     """The whole configuration."""
 
@@ -379,6 +434,10 @@ class TurnoutConfig(_Model):
     """What is stored about users and errors in spans, logs and events."""
     plugins: PluginsConfig = PluginsConfig()
     """Plugin discovery."""
+    state: StateConfig = StateConfig()
+    """Where rollout and guardrail state, the audit log and metric windows are kept."""
+    rollouts: RolloutsConfig = RolloutsConfig()
+    """How guarded rollouts are evaluated and who is notified."""
 
 
 def validate_config(data: Mapping[str, Any], *, source: str | None = None) -> TurnoutConfig:
@@ -447,6 +506,7 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
     yield from _check_shadows(config)
     if config.privacy.targeting_key == "hash" and not config.privacy.salt:
         yield ConfigIssue("privacy.salt", config.privacy.salt, 'targeting_key = "hash" needs a salt')
+    yield from _shared_guarded_experiments(config)
     for key, flag in config.flags.items():
         path = f"flags.{key}"
         declared = set(flag.variants)
@@ -476,6 +536,8 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
                 yield from _check_split(rpath, rule, flag)
             elif rule.rollout is not None:
                 yield ConfigIssue(f"{rpath}.rollout", rule.rollout.model_dump(), "a rollout needs a `split`")
+            if rule.guardrails is not None:
+                yield from _check_guardrails(rpath, rule)
             if rule.when is not None:
                 try:
                     compile_condition(rule.when, path=f"{rpath}.when")
@@ -537,6 +599,66 @@ def _check_shadows(config: TurnoutConfig) -> Iterator[ConfigIssue]:
                 shadow.engine,
                 f"engines.{shadow.engine}.shadow_safe is false: this engine may not run as a shadow",
             )
+
+
+RATE_METRICS = frozenset({"success_rate", "error_rate"})
+QUANTILE_METRICS = frozenset({"p50_ms", "p95_ms", "p99_ms"})
+
+
+def _shared_guarded_experiments(config: TurnoutConfig) -> Iterator[ConfigIssue]:
+    # Guardrails read an experiment's per-variant metrics: two guarded rules feeding one
+    # experiment would each be judged on the other's traffic too.
+    seen: dict[str, str] = {}
+    for key, flag in config.flags.items():
+        for index, rule in enumerate(flag.rules):
+            if rule.guardrails is None or rule.experiment is None:
+                continue
+            path = f"flags.{key}.rules[{index}].experiment"
+            if rule.experiment in seen:
+                yield ConfigIssue(
+                    path, rule.experiment, f"{seen[rule.experiment]} has guardrails on this experiment too"
+                )
+            else:
+                seen[rule.experiment] = path.removesuffix(".experiment")
+
+
+def _check_guardrails(rpath: str, rule: RuleConfig) -> Iterator[ConfigIssue]:
+    guardrails = rule.guardrails
+    if guardrails is None:
+        return
+    gpath = f"{rpath}.guardrails"
+    if rule.split is None:
+        yield ConfigIssue(gpath, guardrails.model_dump(exclude_defaults=True), "guardrails need a `split`")
+    if rule.experiment is None:
+        yield ConfigIssue(
+            f"{rpath}.experiment",
+            None,
+            "guardrails read the metrics of the rule's experiment: give the rule an `experiment` name",
+        )
+    if not guardrails.all_checks():
+        yield ConfigIssue(
+            gpath, guardrails.model_dump(exclude_defaults=True), "guardrails need at least one check"
+        )
+    for index, check in enumerate(guardrails.checks):
+        cpath = f"{gpath}.checks[{index}]"
+        given = [key for key in ("max", "min", "no_worse_than_control_by") if getattr(check, key) is not None]
+        if len(given) != 1:
+            yield ConfigIssue(
+                cpath,
+                check.model_dump(exclude_none=True),
+                "a check needs exactly one of `max`, `min` or `no_worse_than_control_by`",
+            )
+        elif given == ["no_worse_than_control_by"] and check.metric in QUANTILE_METRICS:
+            yield ConfigIssue(
+                f"{cpath}.metric",
+                check.metric,
+                "a margin against control needs a rate or a mean (success_rate, error_rate, mean_ms, "
+                "or a custom metric): a percentile has no confidence interval here",
+            )
+        if check.metric in RATE_METRICS and given in (["max"], ["min"]):
+            bound = check.max if check.max is not None else check.min
+            if bound is not None and not 0 <= bound <= 1:
+                yield ConfigIssue(f"{cpath}.{given[0]}", bound, "a rate is between 0 and 1")
 
 
 def _fallback_cycles(config: TurnoutConfig) -> Iterator[ConfigIssue]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -41,11 +41,13 @@ def dashboard_main(
     now: Callable[[], datetime] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     max_refreshes: int | None = None,
+    rollouts: Callable[[], list[str]] | None = None,
 ) -> int:
     """Show the dashboard once (exit 1 if there is nothing to show) or, with `watch`, until Ctrl-C.
 
     `telemetry` supplies health thresholds (defaults otherwise); `now`, `sleep` and
-    `max_refreshes` exist so tests can drive the clock and the watch loop.
+    `max_refreshes` exist so tests can drive the clock and the watch loop. `rollouts` gives the
+    guarded rollouts' status, shown under the experiments.
     """
     _require_rich()
     from rich.console import Console
@@ -64,33 +66,41 @@ def dashboard_main(
     except ValueError as exc:
         console.print(Text(f"turnout dashboard: invalid --since {since!r}: {exc}", style="red"))
         return 2
+
+    def statuses() -> list[str]:
+        return rollouts() if rollouts is not None else []
+
     if not watch:
         dashboard = reader.read(final=True)
-        console.print(render(dashboard))
+        console.print(render(dashboard, rollouts=statuses()))
         return 0 if dashboard.ok else 1
     refreshes = 1
     try:
         if not console.is_terminal:
             # Piped or redirected: no cursor to move back, so each refresh is printed after the last.
-            console.print(render(reader.read(final=False), watching=interval_s))
+            console.print(render(reader.read(final=False), watching=interval_s, rollouts=statuses()))
             while max_refreshes is None or refreshes < max_refreshes:
                 sleep(interval_s)
                 console.print(Rule(style="dim"))
-                console.print(render(reader.read(final=False), watching=interval_s))
+                console.print(render(reader.read(final=False), watching=interval_s, rollouts=statuses()))
                 console.file.flush()
                 refreshes += 1
             return 0
-        with Live(render(reader.read(final=False), watching=interval_s), console=console) as live:
+        first = render(reader.read(final=False), watching=interval_s, rollouts=statuses())
+        with Live(first, console=console) as live:
             while max_refreshes is None or refreshes < max_refreshes:
                 sleep(interval_s)
-                live.update(render(reader.read(final=False), watching=interval_s), refresh=True)
+                view = render(reader.read(final=False), watching=interval_s, rollouts=statuses())
+                live.update(view, refresh=True)
                 refreshes += 1
     except KeyboardInterrupt:
         pass
     return 0
 
 
-def render(dashboard: Dashboard, *, watching: float | None = None) -> RenderableType:
+def render(
+    dashboard: Dashboard, *, watching: float | None = None, rollouts: Sequence[str] = ()
+) -> RenderableType:
     """The whole dashboard as one rich renderable: header, tables, footnotes."""
     _require_rich()
     from rich.console import Group
@@ -107,6 +117,9 @@ def render(dashboard: Dashboard, *, watching: float | None = None) -> Renderable
         parts += [_experiment_table(name, exp) for name, exp in dashboard.experiments.items()]
         if dashboard.experiments and dashboard.components:
             parts.append(Text(_VARIANT_VS_ENGINE, style="dim"))
+    if rollouts:
+        parts.append(Text("🚦 ROLLOUTS", style="bold"))
+        parts += [Text(status) for status in rollouts]
     parts += [Text(note, style="dim") for note in _footnotes(dashboard)]
     if watching is not None:
         parts.append(Text(f"Refreshing every {watching:g}s; Ctrl-C to quit.", style="dim"))

@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
 from turnout.conditions import CompiledCondition, compile_condition
 from turnout.config import FlagConfig, RuleConfig, TurnoutConfig
 from turnout.context import RoutingContext
@@ -15,10 +17,30 @@ from turnout.failures import Failures
 from turnout.hashing import Splitter, weights_at_step
 from turnout.types import Clock
 
+_log = structlog.get_logger("turnout")
+
 INTENT_ATTRIBUTES = frozenset({"intent", "intent_confidence"})
 
 IntentAttributes = Callable[[RoutingContext], Mapping[str, Any]]
 """Returns the context's attributes merged with its (lazily classified) intent."""
+
+
+class RolloutGate:
+    """Where a guarded rule stands: written by the rollout controller, read on every decision.
+
+    A rollout with guardrails moves to its next step only when its checks pass, so its step is
+    this gate's, not the clock's; a rolled-back rule serves the flag default to its users.
+    """
+
+    __slots__ = ("rolled_back", "step")
+
+    def __init__(self, step: int = 0, rolled_back: bool = False) -> None:
+        self.step = step
+        self.rolled_back = rolled_back
+
+
+Gates = dict[tuple[str, str], RolloutGate]
+"""The gates of guarded rules by (flag, rule name); kept across reloads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +48,13 @@ class _Rollout:
     start: float
     every: float
     splitters: tuple[Splitter, ...]
+    gate: RolloutGate | None
 
     def splitter(self, now: float) -> Splitter | None:
         if now < self.start:
             return None
-        step = int((now - self.start) // self.every)
+        gate = self.gate
+        step = gate.step if gate is not None else int((now - self.start) // self.every)
         return self.splitters[min(step, len(self.splitters) - 1)]
 
 
@@ -46,6 +70,8 @@ class CompiledRule:
     splitter: Splitter | None
     rollout: _Rollout | None
     config: RuleConfig
+    gate: RolloutGate | None = None
+    rolled_back: Decision | None = None
 
     def current_splitter(self, clock: Clock) -> Splitter | None:
         """The split in force now (a rollout moves through its steps; only it reads the clock)."""
@@ -143,6 +169,8 @@ class CompiledFlag:
             splitter = rule.current_splitter(clock)
             if splitter is None:
                 continue
+            if rule.gate is not None and rule.gate.rolled_back:
+                return rule.rolled_back or self._default
             variant, bucket = splitter.assign(context.value(self.hash_by))
             return Decision(
                 self.key,
@@ -157,19 +185,34 @@ class CompiledFlag:
         return self._default
 
 
-def compile_flags(config: TurnoutConfig, failures: Failures | None = None) -> dict[str, CompiledFlag]:
+def compile_flags(
+    config: TurnoutConfig, failures: Failures | None = None, gates: Gates | None = None
+) -> dict[str, CompiledFlag]:
     """Compile every flag; rules switched off by the routing/intent switches are left out.
 
     A condition that fails while evaluating (a `$regex` past its time budget) does not match
-    and is counted in `failures` under `condition`.
+    and is counted in `failures` under `condition`. Each rule with guardrails gets its gate
+    from `gates` (made there on first sight).
     """
     flags: dict[str, CompiledFlag] = {}
+    gates = {} if gates is None else gates
     for key, flag in config.flags.items():
         rules: list[CompiledRule] = []
         for index, rule in enumerate(flag.rules):
-            compiled = _compile_rule(key, index, rule, flag, failures)
+            gate = None
+            if rule.guardrails is not None:
+                gate = gates.setdefault((key, rule.name or f"rule-{index}"), RolloutGate())
+            compiled = _compile_rule(key, index, rule, flag, failures, gate)
             if _switched_on(compiled, config):
                 rules.append(compiled)
+            if rule.rollout is not None and rule.guardrails is None and compiled.rollout is not None:
+                _log.warning(
+                    "turnout.rollout_without_guardrails",
+                    flag=key,
+                    rule=compiled.name,
+                    note="its steps advance on time alone, however the treatment does; add guardrails "
+                    "so they advance only while its checks pass",
+                )
         flags[key] = CompiledFlag(
             key, flag, tuple(rules), overrides_from_requests=config.http.overrides_from_headers
         )
@@ -197,6 +240,7 @@ def _compile_rule(
     rule: RuleConfig,
     flag: FlagConfig,
     failures: Failures | None,
+    gate: RolloutGate | None = None,
 ) -> CompiledRule:
     name = rule.name or f"rule-{index}"
     path = f"flags.{key}.rules[{index}].when"
@@ -219,5 +263,14 @@ def _compile_rule(
                 Splitter(weights_at_step(rule.split, flag.default, share), seed=seed, algorithm=flag.hash)
                 for share in rule.rollout.steps
             )
-            rollout = _Rollout(start, rule.rollout.every, steps)
-    return CompiledRule(name, rule.experiment, condition, needs_intent, decision, splitter, rollout, rule)
+            rollout = _Rollout(start, rule.rollout.every, steps, gate)
+    rolled_back = None
+    if gate is not None:
+        # Control for everyone the rule covers, outside the experiment: these users are no
+        # longer a sample of either arm. Their buckets are untouched, so a resume puts the
+        # same users back in the treatment.
+        engine = flag.default if flag.kind == "engine" else None
+        rolled_back = Decision(key, flag.default, engine, Reason.DEFAULT, name)
+    return CompiledRule(
+        name, rule.experiment, condition, needs_intent, decision, splitter, rollout, rule, gate, rolled_back
+    )

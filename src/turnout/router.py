@@ -24,6 +24,7 @@ from turnout.intent.signal import classify
 from turnout.privacy import Privacy
 from turnout.redact import redact_text
 from turnout.references import attribute_issues, fallback_issues, shadow_issues, variant_issues
+from turnout.rollouts import Rollouts
 from turnout.shadow import ShadowRunner, unsafe_shadows
 from turnout.snapshot import Builder, Snapshot, event_tracker, needs_restart
 from turnout.telemetry.hub import Telemetry
@@ -105,6 +106,14 @@ class Turnout:
         )
         self.events = event_tracker(self._snapshot.config, event_sinks, self.failures)
         self._apply_privacy(self._snapshot.config)
+        self.rollouts = Rollouts(
+            self._builder.gates,
+            lambda: self._snapshot.config,
+            self.telemetry.metrics,
+            clock=clock,
+            failures=self.failures,
+        )
+        self.rollouts.load()
 
     @classmethod
     def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None, **kwargs: Any) -> Turnout:
@@ -419,7 +428,7 @@ class Turnout:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start background work (config watching); check the engines the config names.
+        """Start background work (config watching, guardrail checks); check the engines the config names.
 
         A fallback naming an engine neither declared nor registered in code raises `ConfigError`;
         a variant with no engine is a warning (its requests get the default engine).
@@ -436,6 +445,7 @@ class Turnout:
                 self._watcher.start()
             await self.telemetry.start(snapshot.config.telemetry, snapshot.config.plugins)
             await self.events.start()
+            await self.rollouts.start()
         except BaseException:
             await self.stop()  # leave no watcher or loop running behind a failed startup
             raise
@@ -444,6 +454,7 @@ class Turnout:
         """Stop background work; shadow calls get up to their timeout, exporters a final snapshot."""
         if self._watcher is not None:
             await self._watcher.stop()
+        await self.rollouts.stop()
         await self.shadows.drain(self._snapshot.shadows.longest_timeout_s + 1.0)
         self.shadows.close()
         await self.events.stop()

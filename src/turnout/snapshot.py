@@ -19,7 +19,7 @@ from turnout.events import EventTracker
 from turnout.events.sinks import EventSink
 from turnout.events.tracker import SinkConfigError
 from turnout.failures import Failures
-from turnout.flags import CompiledFlag, compile_flags
+from turnout.flags import CompiledFlag, Gates, compile_flags
 from turnout.intent.signal import classifier_key, configured_classifier
 from turnout.shadow import NO_SHADOWS, ShadowPlans, compile_shadows, unsafe_shadows
 from turnout.telemetry.hub import Telemetry, check_exporters
@@ -70,6 +70,8 @@ class Builder:
     failures: Failures
     telemetry: Telemetry
     clock: Clock
+    gates: Gates = field(default_factory=dict)
+    """Where guarded rules stand, shared by every build so a reload keeps them."""
     comparators: Mapping[str, Comparator] = field(default_factory=dict)
     shadow_unsafe: AbstractSet[str] = frozenset()
 
@@ -80,7 +82,7 @@ class Builder:
             raise ConfigError(
                 [ConfigIssue(f"telemetry.exporters[{i}]", name, message) for i, name, message in problems]
             )
-        flags = compile_flags(config, self.failures)
+        flags = compile_flags(config, self.failures, self.gates)
         shadows, issues = compile_shadows(config, self.comparators)
         if issues:
             raise ConfigError(issues)

@@ -7,6 +7,7 @@ import inspect
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from enum import StrEnum
 from math import inf
 from time import perf_counter
@@ -62,6 +63,17 @@ class _Tally:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Raw cumulative figures of one series: what windows are cut from by subtraction."""
+
+    count: int
+    failures: int
+    exposures: int
+    total_ms: float
+    sketch: QuantileSketch
+
+
 class _Series(_Tally):
     """One component or variant: the live window (inherited fields) under a tiny lock, and the past."""
 
@@ -98,6 +110,13 @@ class _Series(_Tally):
     def expose(self) -> None:
         with self._lock:
             self.exposures += 1
+
+    def totals(self) -> Totals:
+        """Everything counted so far; callers serialise calls with `take` (registry lock)."""
+        with self._lock:
+            live = _Tally().fold(self)
+        whole = live.fold(self._base)
+        return Totals(whole.count, whole.failures, whole.exposures, whole.total_ms, whole.sketch)
 
     def take(self, reset_window: bool, exposures: bool) -> dict[str, Any]:
         """Cumulative stats with a `window` object; callers serialise calls (registry lock)."""
@@ -169,6 +188,13 @@ class MetricsRegistry:
                     for name, flag, variants in experiments
                 },
             }
+
+    def totals(self, experiment: str) -> dict[str, Totals]:
+        """Cumulative raw figures of each variant of `experiment` (no window is closed)."""
+        with self._snapshot_lock:
+            with self._create_lock:
+                variants = list(self._experiments.get(experiment, _NO_VARIANTS).items())
+            return {name: series.totals() for name, series in variants}
 
     def _create(self, experiment: str | None, flag: str, name: str) -> _Series:
         """The series for a component (`experiment` None) or a variant, made on first use."""

@@ -107,6 +107,49 @@ class QuantileSketch:
         for i in used:
             self._add_key(other._offset + i, theirs[i])
 
+    def subtract(self, earlier: QuantileSketch) -> None:
+        """Remove the counts of `earlier`, a past state of this same sketch (what was added since stays).
+
+        Keys that have been collapsed into the lowest bucket since are taken from that bucket.
+        """
+        self._zero = max(0, self._zero - earlier._zero)
+        buckets = self._buckets
+        for i, n in enumerate(earlier._buckets):
+            if n:
+                slot = max(0, earlier._offset + i - self._offset)
+                if slot < len(buckets):
+                    buckets[slot] = max(0, buckets[slot] - n)
+
+    def sum_of_squares(self) -> float:
+        """Σ value² over the counted values, each read as its bucket's representative (±1 %)."""
+        return sum(n * self._value(self._offset + i) ** 2 for i, n in enumerate(self._buckets) if n)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-friendly form: `{"zero": n, "offset": key, "counts": [...]}` (empty slack trimmed)."""
+        used = [i for i, n in enumerate(self._buckets) if n]
+        if not used:
+            return {"zero": self._zero, "offset": 0, "counts": []}
+        return {
+            "zero": self._zero,
+            "offset": self._offset + used[0],
+            "counts": list(self._buckets[used[0] : used[-1] + 1]),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> QuantileSketch:
+        """The sketch `to_dict` described."""
+        sketch = cls()
+        counts = data.get("counts", [])
+        offset = data.get("offset", 0)
+        zero = data.get("zero", 0)
+        if not isinstance(counts, list) or not isinstance(offset, int) or not isinstance(zero, int):
+            raise ValueError(f"not a sketch: {data!r}")
+        sketch._zero = zero
+        if counts:
+            sketch._buckets = array("q", (int(n) for n in counts))
+            sketch._offset = offset
+        return sketch
+
     def reset(self) -> None:
         """Forget every value; keeps the allocated buckets for reuse."""
         self._buckets = array("q", bytes(8 * len(self._buckets)))
