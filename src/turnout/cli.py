@@ -219,14 +219,14 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def _plugins() -> int:
-    from turnout.plugins import DISABLE_ENV, autoload_enabled, installed_plugins
+    from turnout.plugins import DISABLE_ENV, GROUPS, autoload_enabled, installed_plugins
 
     infos = installed_plugins()
     if not infos:
         print("No turnout plugins installed.")
         print("The first-party ones: pip install turnout-langgraph turnout-posthog")
         print("(LangGraph engines; the PostHog exporter and event sink). Others register under the")
-        print("entry-point groups turnout.engines, turnout.exporters, turnout.sinks, turnout.classifiers.")
+        print("entry-point groups " + ", ".join(GROUPS) + ".")
         return 0
     header = ("group", "name", "distribution", "version", "loads")
     rows = [
