@@ -195,7 +195,9 @@ class ShadowRunner:
         self._classify = classify
         self._lanes: dict[str, _Lane] = {}
         self._lanes_lock = threading.Lock()
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Calls running on another thread's loop (the background one, or the app's from there).
+        self._elsewhere: set[concurrent.futures.Future[None]] = set()
         self._background: _BackgroundLoop | None = None
 
     # -- scheduling ----------------------------------------------------------------------
@@ -288,21 +290,8 @@ class ShadowRunner:
             task.add_done_callback(self._tasks.discard)
         else:
             future = asyncio.run_coroutine_threadsafe(self._run(lane, job), loop)
-            wrapped: asyncio.Future[None] | None = None
-            current = _running_loop()
-            if current is not None:
-                wrapped = asyncio.wrap_future(future, loop=current)
-                self._tasks.add(wrapped)
-                wrapped.add_done_callback(self._tasks.discard)
-            else:
-                self._background_futures().add(future)
-                future.add_done_callback(self._background_futures().discard)
-
-    def _background_futures(self) -> set[concurrent.futures.Future[None]]:
-        background = self._background
-        if background is None:
-            raise TurnoutError("no background loop")  # _launch made one before this is reached
-        return background.futures
+            self._elsewhere.add(future)
+            future.add_done_callback(self._elsewhere.discard)
 
     async def _run(self, lane: _Lane, job: ShadowJob) -> None:
         try:
@@ -322,9 +311,8 @@ class ShadowRunner:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
-            pending: set[asyncio.Future[Any]] = set(self._tasks)
-            if self._background is not None:
-                pending |= {asyncio.wrap_future(f) for f in list(self._background.futures)}
+            pending: set[asyncio.Future[Any]] = {t for t in self._tasks if t.get_loop() is loop}
+            pending |= {asyncio.wrap_future(future) for future in list(self._elsewhere)}
             if not pending:
                 return True
             remaining = deadline - loop.time()
@@ -543,7 +531,6 @@ class _BackgroundLoop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.futures: set[concurrent.futures.Future[None]] = set()
         self._thread = threading.Thread(target=self.loop.run_forever, name="turnout-shadow-loop", daemon=True)
         self._thread.start()
 
