@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_metrics.py
 	$(BIN)/python bench/bench_events.py --quick
 	$(BIN)/python bench/bench_events_pg.py --quick
+	$(BIN)/python bench/bench_report.py --quick
 	$(BIN)/python bench/bench_banking77.py
 	$(BIN)/python bench/bench_intent.py --quick --model "$$($(BIN)/python -c 'import tempfile; print(tempfile.gettempdir())')/turnout-bench/banking77.ftz"
 

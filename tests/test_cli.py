@@ -93,6 +93,9 @@ def legacy(message):
 @turnout.engine("workflow")
 def workflow(message):
     return message
+
+def create_turnout():
+    return turnout
 """
 
 
@@ -104,8 +107,10 @@ def test_validate_warns_about_engines_it_cannot_see_and_unprovided_attributes(
     out = capsys.readouterr().out
     assert "turnout.toml: OK" in out
     assert "3 warnings:" in out
-    assert "engines.workflow.fallback: not declared in this file" in out
-    assert "flags.coordinator.variants: no engine of this name" in out
+    assert "engines.workflow.fallback: no engine of this name in this file: fine if your app registers" in out
+    # `workflow` is declared (for an engine from code); `legacy` and `langgraph` are not.
+    assert "flags.coordinator.variants: no engine of this name in this file" in out
+    assert "(got ['legacy', 'langgraph'])" in out
     assert "flags.coordinator.rules[0].when.country: no request carries this attribute" in out
     assert "turnout.attribute_unprovided" not in out  # the log line is not repeated
 
@@ -127,6 +132,10 @@ def test_validate_with_the_apps_engines_checks_fallbacks_for_real(
 
     assert main(["validate", "turnout.toml", "--engines", "my_app:nothing"]) == 1
     assert "--engines my_app:nothing: cannot import it" in capsys.readouterr().err
+    assert (
+        main(["validate", "turnout.toml", "--engines", "my_app:create_turnout"]) == 1
+    )  # a factory works too
+    assert "got 'legacyy'" in capsys.readouterr().err
 
 
 def test_validate_reports_an_unparsable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -78,10 +78,19 @@ def test_a_reload_once_engines_are_known_rejects_a_fallback_to_a_missing_engine(
     assert turnout.config.engines["workflow"].fallback == "legacy"
 
 
-def test_fallback_issues_counts_declared_and_given_engines() -> None:
+def test_fallback_issues_check_against_the_engines_there_are() -> None:
     config = validate_config(FILE)
-    assert [i.path for i in fallback_issues(config, [])] == ["engines.workflow.fallback"]
-    assert fallback_issues(config, ["legacy"]) == []
+    assert [i.path for i in fallback_issues(config, ["workflow"])] == ["engines.workflow.fallback"]
+    assert fallback_issues(config, ["workflow", "legacy"]) == []
+
+
+async def test_a_fallback_to_an_engine_declared_without_a_target_must_still_be_registered() -> None:
+    declared = {**FILE, "engines": {**FILE["engines"], "legacy": {"timeout_ms": 500}}}
+    turnout = Turnout(declared)
+    turnout.add_engine("workflow", lambda message: message)
+    with pytest.raises(ConfigError) as caught:
+        await turnout.start()
+    assert [(i.path, i.value) for i in caught.value.issues] == [("engines.workflow.fallback", "legacy")]
 
 
 def test_variant_issues_list_the_variants_without_an_engine_once_per_flag() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from turnout import Intent, RoutingContext, Turnout
+from turnout.analysis import Means, Proportions, compare
 from turnout.cli import main
 from turnout.shadow_report import IntentResult, shadow_report, wilson
 
@@ -54,6 +55,13 @@ async def test_the_report_gives_per_intent_match_rates_latency_and_worst_mismatc
     assert (greeting.compared, greeting.matches, refund.compared, refund.matches) == (20, 0, 20, 20)
     assert refund.match_ci is not None and refund.match_ci[0] > 0.8
     assert refund.latency_diff_ci is not None
+    # The interval is turnout.analysis's comparison of the two engines' latency means.
+    expected = compare(
+        Means(20, refund.served_sum, refund.served_squares),
+        Means(20, refund.shadow_sum, refund.shadow_squares),
+    )
+    assert refund.latency_diff_ci == expected.ci
+    assert refund.latency_diff_ms == pytest.approx(expected.effect)
     (total,) = report.totals()
     assert (total.intent, total.compared, total.matches) == ("all", 40, 20)
     assert len(report.mismatches) == 3
@@ -88,11 +96,7 @@ async def test_an_unknown_flag_or_missing_file_says_so(
 
 def test_processes_add_up_from_their_newest_lines_and_since_uses_windows(tmp_path: Path) -> None:
     def line(process: str, stamp: str, compared: int, window: int) -> str:
-        figures = {
-            "compared": compared,
-            "matches": compared,
-            "latency_diff_ms": {"sum": compared, "sum_squares": compared},
-        }
+        figures: dict[str, Any] = {"compared": compared, "matches": compared}
         figures["window"] = {"compared": window, "matches": window}
         pair = {"served": "a", "shadow": "b", "intents": {"x": figures}}
         return json.dumps({"timestamp": stamp, "process": process, "shadows": {"f": {"a->b": pair}}})
@@ -113,8 +117,8 @@ def test_processes_add_up_from_their_newest_lines_and_since_uses_windows(tmp_pat
 
 
 def test_wilson_interval() -> None:
-    low, high = wilson(8, 10) or (0.0, 0.0)
+    low, high = wilson(Proportions(10, 8)) or (0.0, 0.0)
     assert low == pytest.approx(0.4902, abs=1e-4)
     assert high == pytest.approx(0.9433, abs=1e-4)
-    assert wilson(0, 0) is None
+    assert wilson(Proportions(0, 0)) is None
     assert IntentResult("a", "b", "x").latency_diff_ci is None

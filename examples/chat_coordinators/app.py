@@ -41,8 +41,14 @@ def create_turnout(config: str | Path | None = None, *, seed: int = 0, **options
     turnout = Turnout.from_file(
         config or os.environ.get("TURNOUT_CONFIG") or HERE / "turnout.toml", **options
     )
-    legacy_llm = FakeLLM.from_env("legacy", median_ms=60, error_rate=0.01, seed=seed)
-    workflow_llm = FakeLLM.from_env("workflow", median_ms=45, error_rate=0.02, seed=seed)
+    # The workflow resolves more sessions than legacy but spends more on the model per answer:
+    # the canary's report weighs one against the other.
+    legacy_llm = FakeLLM.from_env(
+        "legacy", median_ms=60, error_rate=0.01, seed=seed, resolve_rate=0.45, cost_usd=0.002
+    )
+    workflow_llm = FakeLLM.from_env(
+        "workflow", median_ms=45, error_rate=0.02, seed=seed, resolve_rate=0.62, cost_usd=0.0034
+    )
     turnout.add_engine("legacy", make_legacy(legacy_llm))
     turnout.add_engine("workflow", make_workflow(turnout, workflow_llm))
     return turnout
@@ -86,6 +92,12 @@ def create_app(turnout: Turnout | None = None) -> FastAPI:
             turnout.track(
                 "session.escalate", properties={"intent": result["intent"], "variant": final.variant}
             )
+        if result.get("resolved"):
+            turnout.track(
+                "session.resolved", properties={"intent": result["intent"], "variant": final.variant}
+            )
+        if "cost_usd" in result:
+            turnout.record("cost_usd", result["cost_usd"])  # per request, for the variant that served it
         return ChatOut(
             variant=final.variant,
             engine=final.engine,

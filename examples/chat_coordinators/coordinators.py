@@ -32,11 +32,9 @@ def make_legacy(llm: FakeLLM) -> Any:
         intent = keyword_intent(message)
         if intent == "human_agent":
             return {"reply": "Connecting you to a human agent.", "intent": intent, "escalated": True}
-        return {
-            "reply": llm.generate_sync(f"intent={intent}\n{message}"),
-            "intent": intent,
-            "escalated": False,
-        }
+        reply = llm.generate_sync(f"intent={intent}\n{message}")
+        resolved, cost = llm.outcome()
+        return {"reply": reply, "intent": intent, "escalated": False, "resolved": resolved, "cost_usd": cost}
 
     return legacy
 
@@ -70,9 +68,10 @@ def make_workflow(turnout: Turnout, llm: FakeLLM) -> Workflow:
                 }
             }
         prompt = f"plan={state['plan']} intent={state['intent']}\n{state['message']}"
-        return {
-            "result": {"reply": await llm.generate(prompt), "intent": state["intent"], "escalated": False}
-        }
+        reply = await llm.generate(prompt)
+        resolved, cost = llm.outcome()
+        result = {"reply": reply, "intent": state["intent"], "escalated": False}
+        return {"result": {**result, "resolved": resolved, "cost_usd": cost}}
 
     return workflow
 

@@ -22,25 +22,53 @@ class FakeLLM:
     """
 
     def __init__(
-        self, *, name: str, median_ms: float, sigma: float = 0.5, error_rate: float = 0.0, seed: int = 0
+        self,
+        *,
+        name: str,
+        median_ms: float,
+        sigma: float = 0.5,
+        error_rate: float = 0.0,
+        seed: int = 0,
+        resolve_rate: float = 0.5,
+        cost_usd: float = 0.002,
     ) -> None:
-        if median_ms < 0 or sigma < 0 or not 0 <= error_rate <= 1:
-            raise ValueError("median_ms and sigma must be >= 0 and error_rate within 0..1")
+        if median_ms < 0 or sigma < 0 or not 0 <= error_rate <= 1 or not 0 <= resolve_rate <= 1:
+            raise ValueError("median_ms and sigma must be >= 0, error_rate and resolve_rate within 0..1")
         self.name = name
         self.median_ms = median_ms
         self.sigma = sigma
         self.error_rate = error_rate
+        self.resolve_rate = resolve_rate
+        self.cost_usd = cost_usd
         self._rng = random.Random(f"{name}:{seed}")
+        # Outcomes draw from their own generator, so they never shift the delays and failures.
+        self._outcomes = random.Random(f"{name}:{seed}:outcomes")
+
+    def outcome(self) -> tuple[bool, float]:
+        """(did the answer resolve the user's problem, what the call cost in USD) for one answer."""
+        resolved = self._outcomes.random() < self.resolve_rate
+        return resolved, round(self.cost_usd * math.exp(0.3 * self._outcomes.gauss(0.0, 1.0)), 6)
 
     @classmethod
-    def from_env(cls, name: str, *, median_ms: float, error_rate: float, seed: int = 0) -> FakeLLM:
-        """`FAKE_LLM_<NAME>_MEDIAN_MS` and `FAKE_LLM_<NAME>_ERROR_RATE` override the defaults."""
+    def from_env(
+        cls,
+        name: str,
+        *,
+        median_ms: float,
+        error_rate: float,
+        seed: int = 0,
+        resolve_rate: float = 0.5,
+        cost_usd: float = 0.002,
+    ) -> FakeLLM:
+        """`FAKE_LLM_<NAME>_MEDIAN_MS`, `_ERROR_RATE`, `_RESOLVE_RATE`, `_COST_USD` override the defaults."""
         prefix = f"FAKE_LLM_{name.upper()}_"
         return cls(
             name=name,
             median_ms=float(os.environ.get(prefix + "MEDIAN_MS", median_ms)),
             error_rate=float(os.environ.get(prefix + "ERROR_RATE", error_rate)),
             seed=seed,
+            resolve_rate=float(os.environ.get(prefix + "RESOLVE_RATE", resolve_rate)),
+            cost_usd=float(os.environ.get(prefix + "COST_USD", cost_usd)),
         )
 
     def _draw(self) -> tuple[float, bool]:

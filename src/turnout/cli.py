@@ -1,4 +1,4 @@
-"""The `turnout` command: validate a config, run the demo."""
+"""The `turnout` command: check a config, watch the metrics and events, train intent models, run the demo."""
 
 from __future__ import annotations
 
@@ -19,17 +19,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     validate = commands.add_parser("validate", help="check a config file; print every error or a summary")
-    validate.add_argument("file", type=Path)
+    validate.add_argument("file", type=Path, help="a TOML or JSON config file")
     validate.add_argument("--env", action="store_true", help="apply the environment's overrides too")
     validate.add_argument(
         "--engines",
         metavar="MODULE:ATTR",
-        help="your app's Turnout (or a mapping of engines): engines it registers in code count as declared",
+        help="your app's Turnout (or a function returning it): its engines registered in code count",
     )
 
     demo = commands.add_parser("demo", help="route synthetic traffic through three engines")
-    demo.add_argument("--users", type=int, default=2000)
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--users", type=int, default=2000, help="synthetic users (%(default)s)")
+    demo.add_argument("--seed", type=int, default=7, help="for the users, their messages and the fake LLM")
     demo.add_argument(
         "--scenario",
         choices=["chat", "bad-canary"],
@@ -51,10 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary_cmd.add_argument("url", nargs="?", default="sqlite:///turnout_events.db")
     summary_cmd.add_argument("--since", default="30d", help="e.g. 7d, 30d, 24h")
 
-    from turnout.shadow_report import add_shadow_commands
+    from turnout.shadow_report import add_shadow_command
 
-    shadow = commands.add_parser("shadow", help="how shadow engines compare with the served ones")
-    add_shadow_commands(shadow.add_subparsers(dest="shadow_command", required=True))
+    add_shadow_command(commands)
 
     dash = commands.add_parser("dashboard", help="per-engine and per-variant metrics from metrics.jsonl")
     dash.add_argument("path", nargs="?", default="logs/metrics.jsonl")
@@ -66,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from turnout.rollouts.cli import add_rollout_command
 
     add_rollout_command(commands)
+    from turnout.analysis.cli import add_report_command
+
+    add_report_command(commands)
 
     args = parser.parse_args(argv)
     # Like uvicorn's --app-dir default: engine targets and plugin options name modules of the
@@ -90,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from turnout.rollouts.cli import run_rollout_command
 
         return run_rollout_command(args)
+    if args.command == "report":
+        from turnout.analysis.cli import run_report_command
+
+        return run_report_command(args)
     if args.command == "intent":
         from turnout.intent.cli import run_intent_command
 
@@ -119,10 +125,16 @@ def _validate(path: Path, *, use_env: bool, engines: str | None = None) -> int:
         print(f"{path}: {exc}", file=sys.stderr)
         return 1
     print(summary(config, str(path)))
-    known = declared | (in_code or set())
-    unknown = fallback_issues(config, known) + shadow_issues(config, known)
-    warnings = [] if in_code is not None else [_in_code(issue) for issue in unknown]
-    warnings += variant_issues(config, known) + attribute_issues(config)
+    if in_code is not None:
+        warnings = variant_issues(config, declared | in_code)
+    else:
+        # Without the app, an engine declared under [engines] with no target is taken to be
+        # registered in code; anything else named is reported as something to check.
+        known = declared | set(config.engines)
+        unknown = fallback_issues(config, known) + shadow_issues(config, known)
+        warnings = [_in_code(issue) for issue in unknown]
+        warnings += [_in_code(issue) for issue in variant_issues(config, known)]
+    warnings += attribute_issues(config)
     if warnings:
         print(f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}:")
         for issue in warnings:
@@ -173,18 +185,23 @@ def _target_issues(data: dict[str, Any]) -> list[ConfigIssue]:
 
 
 def _in_code(issue: ConfigIssue) -> ConfigIssue:
-    message = "not declared in this file: fine if your app registers it in code (check with --engines)"
+    message = (
+        "no engine of this name in this file: fine if your app registers it in code (check with --engines)"
+    )
     return ConfigIssue(issue.path, issue.value, message)
 
 
 def _code_engines(spec: str) -> set[str]:
-    """Engine names from `module:attr`: a Turnout, a mapping of engines, or a list of names."""
+    """Engine names from `module:attr`: a Turnout (or a function returning one), a mapping of
+    engines, or a list of names."""
     import pkgutil
 
     try:
         found = pkgutil.resolve_name(spec)
     except (ImportError, AttributeError, ValueError) as exc:
         raise TurnoutError(f"--engines {spec}: cannot import it: {exc}") from None
+    if callable(found):
+        found = found()
     names = getattr(found, "engines", found)
     if isinstance(names, str) or not isinstance(names, Iterable):
         raise TurnoutError(f"--engines {spec}: expected a Turnout, a mapping or a list of engine names")

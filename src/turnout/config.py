@@ -413,6 +413,56 @@ class RolloutsConfig(_Model):
     """Options per notifier, e.g. `webhook = { url = "https://..." }`."""
 
 
+class MetricConfig(_Model):
+    """A metric computed from events for every exposed user: a share of users, or a value per user."""
+
+    type: Literal["proportion", "mean"]
+    """proportion: the share of exposed users with at least one matching event; mean: a numeric property."""
+    event: str | None = Field(default=None, min_length=1, max_length=200)
+    """The event that counts, tracked after the user's first exposure (a mean defaults to `$record`)."""
+    where: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """Only events whose properties equal these values, e.g. `{ success = true }`."""
+    value: str | None = Field(default=None, min_length=1, max_length=200)
+    """mean: the numeric property to add up (default: the metric's name, as `turnout.record` writes it)."""
+    per_user: Literal["sum", "mean"] = "sum"
+    """mean: each user's total (users without events count 0) or average (users without events left out)."""
+    capping: float | None = Field(default=None, gt=0, lt=1)
+    """mean: winsorise per-user values at this percentile of all users' values (0.99 caps at the 99th)."""
+    direction: Literal["increase", "decrease"] = "increase"
+    """Whether a higher value is better (increase) or worse (decrease)."""
+    window: Duration | None = None
+    """Only events within this long after the user's first exposure, e.g. "7d" (default: any time after)."""
+
+
+class ExperimentConfig(_Model):
+    """How `turnout report` judges an experiment (the `experiment` name of a split rule)."""
+
+    primary: str = "engine.success"
+    """The metric that decides shipping: a `[metrics]` name, `engine.success` or `engine.latency_ms`."""
+    guardrails: list[str] = Field(default_factory=lambda: ["engine.latency_ms"])
+    """Metrics that must not get significantly worse; one that does stops the experiment."""
+    secondary: list[str] = Field(default_factory=list)
+    """Metrics shown for information; every other `[metrics]` entry is shown as secondary too."""
+    control: str | None = None
+    """The variant the others are compared with (default: the flag's default variant)."""
+    mde: float = Field(default=0.05, gt=0)
+    """The smallest relative change of the primary metric worth finding; sets the users needed."""
+    min_improvement: float = Field(default=0.05, ge=0)
+    """Ship only when the primary metric improves by at least this fraction (0.05 = 5%)."""
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    """Significance level for every metric, after adjusting for testing several at once."""
+    power: float = Field(default=0.8, gt=0, lt=1)
+    """The chance of finding a change of `mde` that the users needed are computed for."""
+    correction: Literal["holm", "bh"] = "holm"
+    """Multiple-testing adjustment across metrics: holm (family-wise) or bh (false discovery rate)."""
+    sequential: bool = False
+    """Always-valid intervals and p-values, so looking at the report every day keeps its error rate."""
+    srm_alpha: float = Field(default=0.001, gt=0, lt=1)
+    """A sample-ratio-mismatch p-value below this stops the experiment (assignment or logging is broken)."""
+    min_users: int = Field(default=100, ge=2)
+    """Fewer exposed users than this in a variant: keep running, whatever the numbers say."""
+
+
 class TurnoutConfig(_Model):
     """The whole configuration."""
 
@@ -438,6 +488,10 @@ class TurnoutConfig(_Model):
     """Where rollout and guardrail state, the audit log and metric windows are kept."""
     rollouts: RolloutsConfig = RolloutsConfig()
     """How guarded rollouts are evaluated and who is notified."""
+    metrics: dict[str, MetricConfig] = Field(default_factory=dict)
+    """Business and custom metrics for experiment reports, by name."""
+    experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
+    """How each experiment is judged (primary and guardrail metrics, MDE, verdict rule), by name."""
 
 
 def validate_config(data: Mapping[str, Any], *, source: str | None = None) -> TurnoutConfig:
@@ -504,6 +558,7 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
             yield ConfigIssue(f"{path}.plugin", engine.plugin, "give `target` or `plugin`, not both")
     yield from _fallback_cycles(config)
     yield from _check_shadows(config)
+    yield from _check_analysis(config)
     if config.privacy.targeting_key == "hash" and not config.privacy.salt:
         yield ConfigIssue("privacy.salt", config.privacy.salt, 'targeting_key = "hash" needs a salt')
     yield from _shared_guarded_experiments(config)
@@ -543,6 +598,40 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
                     compile_condition(rule.when, path=f"{rpath}.when")
                 except ConditionError as exc:
                     yield ConfigIssue(exc.path, exc.value, exc.message)
+
+
+ENGINE_METRICS = ("engine.success", "engine.latency_ms")
+
+
+def _check_analysis(config: TurnoutConfig) -> Iterator[ConfigIssue]:
+    """Metric definitions that make sense, and experiments that name metrics and variants that exist."""
+    for name, metric in config.metrics.items():
+        path = f"metrics.{name}"
+        if name in ENGINE_METRICS or not _NAME.match(name):
+            yield ConfigIssue(path, name, "metric names are letters, digits, '_', '-', '.' (not engine.*)")
+        if metric.type == "proportion":
+            if metric.event is None:
+                yield ConfigIssue(f"{path}.event", None, "a proportion metric needs the `event` it counts")
+            for key in ("value", "capping"):
+                if getattr(metric, key) is not None:
+                    yield ConfigIssue(f"{path}.{key}", getattr(metric, key), "only a mean metric has this")
+    known = set(config.metrics) | set(ENGINE_METRICS)
+    experiments = {
+        rule.experiment: flag for flag in config.flags.values() for rule in flag.rules if rule.experiment
+    }
+    for name, experiment in config.experiments.items():
+        path = f"experiments.{name}"
+        if name not in experiments:
+            yield ConfigIssue(path, name, _unknown("experiment (no rule names it)", experiments))
+        if experiment.primary not in known:
+            yield ConfigIssue(f"{path}.primary", experiment.primary, _unknown("metric", known))
+        for key in ("guardrails", "secondary"):
+            for index, metric_name in enumerate(getattr(experiment, key)):
+                if metric_name not in known:
+                    yield ConfigIssue(f"{path}.{key}[{index}]", metric_name, _unknown("metric", known))
+        flag = experiments.get(name)
+        if experiment.control is not None and flag is not None and experiment.control not in flag.variants:
+            yield ConfigIssue(f"{path}.control", experiment.control, _unknown("variant", flag.variants))
 
 
 def _check_split(rpath: str, rule: RuleConfig, flag: FlagConfig) -> Iterator[ConfigIssue]:

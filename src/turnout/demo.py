@@ -149,6 +149,7 @@ def run_demo(*, users: int = 3000, seed: int = 7) -> int:
 
     metrics = turnout.config.telemetry.jsonl_path
     dashboard_main(metrics, None, False, console=console, telemetry=turnout.config.telemetry)
+    _print_report(console, turnout.config)
     _print_shadows(console, turnout)
     sink = turnout.config.events.sink
     if sink.startswith("sqlite:///"):
@@ -165,6 +166,7 @@ def run_demo(*, users: int = 3000, seed: int = 7) -> int:
         f"{turnout_cmd} events summary",
         f"{turnout_cmd} shadow report coordinator {metrics}",
         f"{turnout_cmd} validate examples/chat_coordinators/turnout.toml",
+        f"{turnout_cmd} report workflow-canary --config examples/chat_coordinators/turnout.toml --by intent",
         f"{python} -m uvicorn examples.chat_coordinators.app:app",
     ):
         console.print(f"  {command}", soft_wrap=True, highlight=False)
@@ -239,8 +241,31 @@ def _print_split(console: Any, served: Counter[tuple[str, str]]) -> None:
         console.print("  failed: no engine could answer, fallbacks included; the client got a 503")
 
 
+def _print_report(console: Any, config: Any) -> None:
+    """The canary's experiment report: metrics against control and the verdict."""
+    try:
+        from turnout.analysis import report
+        from turnout.analysis.render import render_text
+
+        text = render_text(report("workflow-canary", config=config))
+    except Exception as exc:  # the demo's traffic already ran; say why the report is missing
+        console.print(f"\n(no experiment report: {type(exc).__name__}: {exc})", markup=False)
+        return
+    console.print("\n[bold]turnout report workflow-canary[/]")
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def _print_shadows(console: Any, turnout: Any) -> None:
     """Per intent, how the shadow engines agreed with the served ones during this run."""
+    from turnout.errors import MissingExtraError
+
+    try:
+        _shadow_tables(console, turnout)
+    except MissingExtraError as exc:  # the traffic already ran; say why the tables are missing
+        console.print(f"\n(no shadow table: {exc})", markup=False)
+
+
+def _shadow_tables(console: Any, turnout: Any) -> None:
     from rich.table import Table
 
     from turnout.shadow_report import HEADER, live_report, row_cells

@@ -17,12 +17,11 @@ from turnout.flags import INTENT_ATTRIBUTES
 
 
 def fallback_issues(config: TurnoutConfig, engines: Collection[str]) -> list[ConfigIssue]:
-    """Fallbacks that name an engine neither declared in the config nor in `engines`."""
-    known = {*config.engines, *engines}
+    """Fallbacks that name an engine not in `engines` (the engines there are, by name)."""
     return [
-        ConfigIssue(f"engines.{name}.fallback", engine.fallback, unknown_message("engine", known))
+        ConfigIssue(f"engines.{name}.fallback", engine.fallback, unknown_message("engine", engines))
         for name, engine in config.engines.items()
-        if engine.fallback is not None and engine.fallback not in known
+        if engine.fallback is not None and engine.fallback not in engines
     ]
 
 

@@ -230,6 +230,13 @@ class Turnout:
         """Queue a business event; never blocks or raises. `distinct_id` defaults to the request's user."""
         return self.events.track(event, distinct_id, properties, timestamp)
 
+    def record(self, name: str, value: float, *, flag: str | None = None) -> bool:
+        """Record a per-request value (cost, tokens, quality) for the variant serving this request.
+
+        Reports compare it per user like any metric (`[metrics.NAME] type = "mean"`). Never raises.
+        """
+        return self.events.record(name, value, flag=flag)
+
     def identify(self, distinct_id: str, traits: Mapping[str, Any] | None = None) -> bool:
         """Queue an `$identify` event setting `traits` on `distinct_id`."""
         return self.events.identify(distinct_id, traits)

@@ -2,10 +2,10 @@
 
 Read from metrics.jsonl. Without `since`, the newest line of each process is used (its figures
 are cumulative) and the processes are added up; with `since`, the per-interval `window` figures
-of the lines in that range are. Counts and sums add up exactly, so the match rate's interval
-(Wilson) and the latency difference's interval (paired: each sampled request was answered by
-both engines, so the difference is taken request by request) are exact for the merged data.
-Mismatch samples are gathered from every line read and the worst (lowest score) are shown.
+of the lines in that range are. Counts, sums and sums of squares add up exactly, so the match
+rate's interval (Wilson) and the latency difference's (`turnout.analysis.compare` of the two
+engines' means: Welch's t) are exact for the merged data. Mismatch samples are gathered from
+every line read and the worst (lowest score) are shown.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
+from turnout.analysis import Comparison, Means, Proportions, compare
 from turnout.config import parse_duration
+from turnout.errors import MissingExtraError
 
 _COUNTS = ("offered", "skipped", "compared", "matches", "timeouts")
 _Z = NormalDist().inv_cdf(0.975)
@@ -42,9 +44,9 @@ class IntentResult:
     errors: dict[str, int] = field(default_factory=dict)
     score_sum: float = 0.0
     served_sum: float = 0.0
+    served_squares: float = 0.0
     shadow_sum: float = 0.0
-    diff_sum: float = 0.0
-    diff_squares: float = 0.0
+    shadow_squares: float = 0.0
 
     @property
     def failed(self) -> int:
@@ -59,7 +61,7 @@ class IntentResult:
     @property
     def match_ci(self) -> tuple[float, float] | None:
         """95% Wilson interval of the match rate."""
-        return wilson(self.matches, self.compared)
+        return wilson(Proportions(self.compared, self.matches))
 
     @property
     def served_ms(self) -> float | None:
@@ -72,20 +74,26 @@ class IntentResult:
         return self.shadow_sum / self.compared if self.compared else None
 
     @property
-    def latency_diff_ms(self) -> float | None:
-        """Mean of (shadow - served) latency, request by request."""
-        return self.diff_sum / self.compared if self.compared else None
-
-    @property
-    def latency_diff_ci(self) -> tuple[float, float] | None:
-        """95% interval of the mean latency difference (normal approximation of paired differences)."""
+    def latency(self) -> Comparison | None:
+        """Shadow against served latency (ms): `turnout.analysis.compare` of the two means."""
         n = self.compared
         if n < 2:
             return None
-        mean = self.diff_sum / n
-        variance = max(0.0, (self.diff_squares - self.diff_sum * mean) / (n - 1))
-        half = _Z * math.sqrt(variance / n)
-        return mean - half, mean + half
+        served = Means(n, self.served_sum, self.served_squares)
+        return compare(served, Means(n, self.shadow_sum, self.shadow_squares))
+
+    @property
+    def latency_diff_ms(self) -> float | None:
+        """Mean shadow latency minus mean served latency."""
+        if not self.compared:
+            return None
+        return (self.shadow_sum - self.served_sum) / self.compared
+
+    @property
+    def latency_diff_ci(self) -> tuple[float, float] | None:
+        """95% interval of the latency difference (None below two requests or with no variance)."""
+        latency = self.latency
+        return latency.ci if latency is not None and latency.warning is None else None
 
     def add(self, figures: Mapping[str, Any]) -> None:
         """Add one snapshot's figures (cumulative or a window) of this series."""
@@ -94,11 +102,12 @@ class IntentResult:
         for name, n in (figures.get("errors") or {}).items():
             self.errors[name] = self.errors.get(name, 0) + int(n)
         self.score_sum += float((figures.get("score") or {}).get("sum") or 0.0)
-        self.served_sum += float((figures.get("served_latency_ms") or {}).get("sum") or 0.0)
-        self.shadow_sum += float((figures.get("shadow_latency_ms") or {}).get("sum") or 0.0)
-        diff = figures.get("latency_diff_ms") or {}
-        self.diff_sum += float(diff.get("sum") or 0.0)
-        self.diff_squares += float(diff.get("sum_squares") or 0.0)
+        served = figures.get("served_latency_ms") or {}
+        shadow = figures.get("shadow_latency_ms") or {}
+        self.served_sum += float(served.get("sum") or 0.0)
+        self.served_squares += float(served.get("sum_squares") or 0.0)
+        self.shadow_sum += float(shadow.get("sum") or 0.0)
+        self.shadow_squares += float(shadow.get("sum_squares") or 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         """The row with its derived figures, for `--format json`."""
@@ -137,7 +146,7 @@ class ShadowReport:
                 setattr(total, name, getattr(total, name) + getattr(row, name))
             for name, n in row.errors.items():
                 total.errors[name] = total.errors.get(name, 0) + n
-            for name in ("score_sum", "served_sum", "shadow_sum", "diff_sum", "diff_squares"):
+            for name in ("score_sum", "served_sum", "served_squares", "shadow_sum", "shadow_squares"):
                 setattr(total, name, getattr(total, name) + getattr(row, name))
         return list(pairs.values())
 
@@ -156,11 +165,12 @@ class ShadowReport:
         }
 
 
-def wilson(successes: int, n: int, z: float = _Z) -> tuple[float, float] | None:
+def wilson(proportion: Proportions, z: float = _Z) -> tuple[float, float] | None:
     """The Wilson score interval of a proportion (None with no trials)."""
+    n = proportion.n
     if n <= 0:
         return None
-    p = successes / n
+    p = proportion.mean
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
@@ -279,9 +289,11 @@ def render_text(report: ShadowReport) -> str:
     return "\n".join(out)
 
 
-def add_shadow_commands(subparsers: Any) -> None:
-    """Add `report` to `subparsers` (those of the `turnout shadow` command)."""
-    report = subparsers.add_parser(
+def add_shadow_command(commands: Any) -> None:
+    """Add `turnout shadow report` to `commands` (the `turnout` command's subparsers)."""
+    shadow = commands.add_parser("shadow", help="how shadow engines compare with the served ones")
+    subcommands = shadow.add_subparsers(dest="shadow_command", required=True)
+    report = subcommands.add_parser(
         "report",
         help="per-intent match rate and latency difference of a flag's shadow engine",
         description="Per intent: match rate with its 95%% interval, latency of both engines and their "
@@ -304,10 +316,12 @@ def run_shadow_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--since {args.since!r}: {exc}", file=sys.stderr)
         return 2
-    if args.format == "json":
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        print(render_text(report))
+    try:
+        text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if args.format == "json" else None
+        print(text if text is not None else render_text(report))
+    except MissingExtraError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     return 0 if report.rows else 1
 
 

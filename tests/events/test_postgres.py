@@ -102,6 +102,7 @@ async def test_schema_indexes_and_migration_record(pg_url: str) -> None:
         "analytics_events_pkey",
         "idx_analytics_events_created",
         "idx_analytics_events_distinct_id",
+        "idx_analytics_events_exposure",
         "idx_analytics_events_name_created",
         "idx_analytics_events_session",
     ]

@@ -45,7 +45,13 @@ async def test_sqlite_schema_is_analytics_events_in_wal_mode(tmp_path: Path) -> 
             if row[3] == "c"  # created by CREATE INDEX, not the primary key's
         }
     assert columns == ["id", "kind", "event_name", "distinct_id", "session_id", "properties", "created_at"]
-    assert sorted(indexes.values()) == [["created_at"], ["distinct_id"], ["event_name", "created_at"]]
+    assert indexes == {
+        "idx_analytics_events_created": ["created_at"],
+        "idx_analytics_events_distinct_id": ["distinct_id"],
+        "idx_analytics_events_name_created": ["event_name", "created_at"],
+        # exposures by experiment (an expression) and user, for experiment reports
+        "idx_analytics_events_exposure": [None, "distinct_id"],
+    }
 
 
 async def test_sqlite_rows_hold_every_field(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from turnout.testing import InMemoryExporter
 FLAG = "coordinator"
 EXPERIMENT = "workflow-canary"
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-LATENCY = {"mean", "p50", "p95", "p99", "max"}
+LATENCY = {"mean", "sd", "p50", "p95", "p99", "max"}
 STATUSES = {"healthy", "warning", "critical"}
 
 

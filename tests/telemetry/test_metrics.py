@@ -13,7 +13,7 @@ from turnout.telemetry import Health, MetricsRegistry, health, metrics
 from turnout.telemetry.metrics import MAX_ERROR_TYPES, OVERFLOW_COMPONENT
 
 FIELDS = {"total_requests", "success_rate", "latency_ms", "errors"}
-LATENCY_FIELDS = {"mean", "p50", "p95", "p99", "max"}
+LATENCY_FIELDS = {"mean", "sd", "p50", "p95", "p99", "max"}
 
 
 def stats(total: int, rate: float, p99: float) -> dict[str, Any]:
@@ -99,6 +99,21 @@ def test_window_resets_while_totals_accumulate() -> None:
     assert quiet["total_requests"] == 15
     assert quiet["success_rate"] == pytest.approx(10 / 15, abs=1e-6)
     assert quiet["latency_ms"]["max"] == 3.0
+
+
+def test_latency_standard_deviation_is_exact_across_windows() -> None:
+    registry = MetricsRegistry()
+    values = [1.0, 2.0, 4.0, 8.0, 16.0]
+    for value in values[:2]:
+        registry.record("engine.x", value, ok=True)
+    registry.snapshot()
+    for value in values[2:]:
+        registry.record("engine.x", value, ok=True)
+    latest = registry.snapshot()["components"]["engine.x"]
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    assert latest["latency_ms"]["sd"] == pytest.approx(sd, abs=1e-3)
+    assert latest["window"]["latency_ms"]["sd"] == pytest.approx(math.sqrt(112 / 3), abs=1e-3)
 
 
 def test_error_types_are_capped_and_the_rest_is_other() -> None:

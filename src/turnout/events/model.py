@@ -29,6 +29,8 @@ MAX_KEY = 200
 MAX_DISTINCT_ID = 1024
 IDENTIFY = "$identify"
 EXPOSURE = "$exposure"
+RECORD = "$record"
+_RESERVED = frozenset({"flag", "experiment", "variant"})
 
 _COUNTER = (1 << 40) - 1
 _EPOCH_MIN, _EPOCH_MAX = 0.0, 253402300799.0
@@ -69,6 +71,16 @@ def check_name(name: object) -> str:
     )
 
 
+def check_record_name(name: object) -> str:
+    """`name` if it can name a recorded value (a property key other than flag/experiment/variant)."""
+    if isinstance(name, str) and 0 < len(name) <= MAX_KEY and name not in _RESERVED and _utf8(name):
+        return name
+    raise InvalidEvent(
+        f"a recorded value's name must be 1-{MAX_KEY} characters and not flag, experiment or variant, "
+        f"not {str(name)[:60]!r}"
+    )
+
+
 def who_of(distinct_id: object, context: RoutingContext | None = None) -> tuple[str, str | None]:
     """(distinct id, session id): the given id, else the context's key (`anonymous_<key>`).
 
@@ -91,9 +103,15 @@ def who_of(distinct_id: object, context: RoutingContext | None = None) -> tuple[
     return distinct_id, session_id
 
 
-def exposure_properties(base: Mapping[str, Any], decision: Decision) -> dict[str, Any]:
-    """The properties of an `$exposure`: the base ones, then what the decision says."""
-    return {
+def exposure_properties(
+    base: Mapping[str, Any], decision: Decision, context: RoutingContext | None = None
+) -> dict[str, Any]:
+    """The properties of an `$exposure`: the base ones, then what the decision says.
+
+    With a routing context, also the message intent (when a rule classified it) and the
+    routing attributes, so reports can break results down by them without re-classifying.
+    """
+    props = {
         **base,
         "flag": decision.flag,
         "experiment": decision.experiment,
@@ -101,6 +119,13 @@ def exposure_properties(base: Mapping[str, Any], decision: Decision) -> dict[str
         "reason": str(decision.reason),
         "rule": decision.rule,
     }
+    if context is not None:
+        if context.intent is not None:
+            props["intent"] = context.intent.label
+            props["intent_confidence"] = round(context.intent.confidence, 4)
+        if context.attributes:
+            props["attributes"] = dict(context.attributes)
+    return props
 
 
 def to_epoch(timestamp: object) -> float:

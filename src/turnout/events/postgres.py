@@ -56,6 +56,14 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX IF NOT EXISTS {idx_created} ON {table} (created_at)",
         ),
     ),
+    (
+        2,
+        "index of exposures by experiment, for experiment reports",
+        (
+            "CREATE INDEX IF NOT EXISTS {idx_exposure} ON {table}"
+            " ((properties ->> 'experiment'), distinct_id) WHERE event_name = '$exposure'",
+        ),
+    ),
 )
 """(version, what, statements with `{table}`/`{idx_*}` identifiers): append new ones, never edit one."""
 
@@ -228,7 +236,7 @@ class _Statements:
             "columns": sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
             "migrations": sql.Identifier(*parts[:-1], "turnout_schema_migrations"),
         }
-        for index in ("name_created", "distinct_id", "session", "created"):
+        for index in ("name_created", "distinct_id", "session", "created", "exposure"):
             names[f"idx_{index}"] = sql.Identifier(f"idx_{parts[-1]}_{index}")
 
         def compose(*text: str) -> sql.Composed:

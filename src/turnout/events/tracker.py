@@ -25,6 +25,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -37,7 +38,7 @@ from typing import Any
 import structlog
 
 from turnout.config import EventsConfig, PluginsConfig
-from turnout.context import RoutingContext
+from turnout.context import RoutingContext, _current
 from turnout.decision import Decision
 from turnout.errors import TurnoutError
 from turnout.events.delivery import Delivery
@@ -45,10 +46,12 @@ from turnout.events.lanes import QueueOverflow, make_lanes
 from turnout.events.model import (
     EXPOSURE,
     IDENTIFY,
+    RECORD,
     EventKind,
     InvalidEvent,
     Raw,
     check_name,
+    check_record_name,
     exposure_properties,
     sanitize,
     to_epoch,
@@ -221,7 +224,7 @@ class EventTracker:
                 self._exposures[key] = None
                 if len(self._exposures) > self._exposure_cap:
                     self._exposures.popitem(last=False)
-            props = exposure_properties(self._base, decision)
+            props = exposure_properties(self._base, decision, context or _current.get())
             if self._put("exposure", EXPOSURE, who, props, None, session_id):
                 return True
             with self._lock:
@@ -229,6 +232,37 @@ class EventTracker:
             return False
         except Exception as exc:
             return self._reject(exc, EXPOSURE)
+
+    def record(self, name: str, value: float, *, flag: str | None = None) -> bool:
+        """Queue a `$record` of a per-request value (cost, tokens, quality) for the variant serving it.
+
+        The request's experiment decisions (only `flag`'s when given) name the variant; the
+        event goes to the request's user. False, counted, if the value is not a finite number
+        or no experiment decided this request. Never raises.
+        """
+        if not self.enabled:
+            return False
+        try:
+            check_record_name(name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise InvalidEvent(f"record({name!r}) needs a finite number, not {value!r}")
+            context = _current.get()
+            decisions = [] if context is None else list(context.decisions.values())
+            chosen = [d for d in decisions if d.experiment is not None and flag in (None, d.flag)]
+            if context is None or not chosen:
+                raise InvalidEvent(f"record({name!r}) outside a request that an experiment decided")
+            for decision in chosen:
+                props = {
+                    **self._base,
+                    name: value,
+                    "flag": decision.flag,
+                    "experiment": decision.experiment,
+                    "variant": decision.variant,
+                }
+                self._put("track", RECORD, None, props, None)
+            return True
+        except Exception as exc:
+            return self._reject(exc, RECORD)
 
     def _learn(self, name: str) -> None:
         if check_name(name) and len(self._names) < _MAX_NAMES:
