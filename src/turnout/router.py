@@ -372,7 +372,7 @@ class Turnout:
         engine, decision = snapshot.engines.resolve(decision, snapshot.default_of(decision))
         shadow = snapshot.shadows.plan(decision, ctx) if snapshot.shadows.plans else None
         token = _current.set(ctx) if _current.get() is not ctx else None
-        started = perf_counter()
+        started = perf_counter() if shadow is not None else 0.0
         try:
             result, final = await snapshot.engines.arun(engine, decision, args, kwargs)
         finally:
@@ -397,7 +397,7 @@ class Turnout:
         engine, decision = snapshot.engines.resolve(decision, snapshot.default_of(decision))
         shadow = snapshot.shadows.plan(decision, ctx) if snapshot.shadows.plans else None
         token = _current.set(ctx) if _current.get() is not ctx else None
-        started = perf_counter()
+        started = perf_counter() if shadow is not None else 0.0
         try:
             result, final = snapshot.engines.run(engine, decision, args, kwargs)
         finally:
