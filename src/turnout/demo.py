@@ -288,7 +288,8 @@ def _shadow_tables(console: Any, turnout: Any) -> None:
                 table.add_row(*_shadow_cells(row), style="bold" if row is total else None)
             console.print(table)
             console.print(
-                f"  {total.failed:,} shadow calls failed or timed out; {total.skipped:,} samples skipped for room."
+                f"  {total.failed:,} shadow calls failed or timed out; "
+                f"{total.skipped:,} samples skipped for room."
             )
             console.print(f"  The worst mismatches: turnout shadow report {flag}", highlight=False)
 
