@@ -267,7 +267,12 @@ class ShadowRunner:
         if verdict == "skip":
             self.stats.offered(self._key(job, intent or "unknown"), settings.mismatch_samples, skipped=True)
         elif verdict == "run":
-            self._launch(lane, job)
+            try:
+                self._launch(lane, job)
+            except BaseException:
+                with lane.lock:  # never started: give the slot back
+                    lane.running -= 1
+                raise
 
     def _lane(self, path: str) -> _Lane:
         lane = self._lanes.get(path)
@@ -304,7 +309,12 @@ class ShadowRunner:
                 if following is None:
                     lane.running -= 1
             if following is not None:
-                self._launch(lane, following)
+                try:
+                    self._launch(lane, following)  # it takes over this call's slot
+                except Exception as exc:
+                    with lane.lock:
+                        lane.running -= 1
+                    self._failures.record("shadow", exc, flag=following.plan.flag)
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait up to `timeout_s` for running and queued shadow calls; True when none are left."""
