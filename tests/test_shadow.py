@@ -538,3 +538,24 @@ async def test_mismatch_samples_mask_secrets_by_key_name_too() -> None:
     (sample,) = figures(turnout)["mismatches"]
     assert "sk-live-999" not in sample["input"] and "'api_key': '***'" in sample["input"]
     assert "tok-123" not in sample["served"] and "tok-456" not in sample["shadow"]
+
+
+async def test_no_shadow_when_the_served_engine_failed_or_a_reload_removed_it() -> None:
+    turnout = make_turnout({})
+    calls: list[str] = []
+
+    def legacy(message: str) -> str:
+        if message == "boom":
+            raise RuntimeError("down")
+        return message
+
+    turnout.add_engine("legacy", legacy)
+    turnout.add_engine("graph", lambda message: calls.append(message) or message)
+    with pytest.raises(RuntimeError):
+        await turnout.run("coordinator", "boom", context=RoutingContext("u1"))
+    await turnout.run("coordinator", "ok", context=RoutingContext("u2"))
+    turnout.reload({"flags": {"coordinator": {"variants": ["legacy", "graph"], "default": "legacy"}}})
+    assert not turnout.shadowing
+    await turnout.run("coordinator", "after", context=RoutingContext("u3"))
+    assert await turnout.shadows.drain(GUARD_S)
+    assert calls == ["ok"]
