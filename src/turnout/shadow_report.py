@@ -64,6 +64,11 @@ class IntentResult:
         return wilson(Proportions(self.compared, self.matches))
 
     @property
+    def score_mean(self) -> float | None:
+        """The comparator's mean score on the compared requests."""
+        return self.score_sum / self.compared if self.compared else None
+
+    @property
     def served_ms(self) -> float | None:
         """Mean latency of the served engine on the compared requests."""
         return self.served_sum / self.compared if self.compared else None
@@ -115,6 +120,7 @@ class IntentResult:
         out.update(
             match_rate=self.match_rate,
             match_ci=self.match_ci,
+            score_mean=self.score_mean,
             served_ms=self.served_ms,
             shadow_ms=self.shadow_ms,
             latency_diff_ms=self.latency_diff_ms,
@@ -329,6 +335,7 @@ HEADER = (
     "intent",
     "compared",
     "match (95% CI)",
+    "score",
     "served ms",
     "shadow ms",
     "shadow-served ms (95% CI)",
@@ -355,6 +362,7 @@ def row_cells(row: IntentResult) -> tuple[str, ...]:
         row.intent,
         f"{row.compared:,}",
         match,
+        "-" if row.score_mean is None else f"{row.score_mean:.2f}",
         "-" if row.served_ms is None else _ms(row.served_ms),
         "-" if row.shadow_ms is None else _ms(row.shadow_ms),
         latency,
