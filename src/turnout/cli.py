@@ -243,7 +243,8 @@ def _plugins() -> int:
         print("No turnout plugins installed.")
         print("The first-party ones: pip install turnout-langgraph turnout-posthog")
         print("(LangGraph engines; the PostHog exporter and event sink). Others register under the")
-        print("entry-point groups " + ", ".join(GROUPS) + ".")
+        print("entry-point groups " + ", ".join(GROUPS[:4]) + ",")
+        print(", ".join(GROUPS[4:]) + ".")
         return 0
     header = ("group", "name", "distribution", "version", "loads")
     rows = [
@@ -314,6 +315,12 @@ def _rule_text(index: int, rule: RuleConfig) -> str:
     if rule.rollout is not None:
         steps = " -> ".join(f"{s:g}%" for s in rule.rollout.steps)
         action += f", rollout {steps} every {rule.rollout.every:g}s"
+    if rule.guardrails is not None:
+        from turnout.rollouts.checks import describe
+
+        checks = ", ".join(describe(check) for check in rule.guardrails.all_checks())
+        action += f", guarded by {checks} ({rule.guardrails.action} after "
+        action += f"{rule.guardrails.failure_threshold} failed {rule.guardrails.interval:g}s intervals)"
     experiment = f" [experiment {rule.experiment}]" if rule.experiment else ""
     disabled = " (disabled)" if not rule.enabled else ""
     shadow = f"; {_shadow_text(rule.shadow)}" if rule.shadow is not None else ""
