@@ -243,8 +243,7 @@ def _plugins() -> int:
         print("No turnout plugins installed.")
         print("The first-party ones: pip install turnout-langgraph turnout-posthog")
         print("(LangGraph engines; the PostHog exporter and event sink). Others register under the")
-        print("entry-point groups " + ", ".join(GROUPS[:4]) + ",")
-        print(", ".join(GROUPS[4:]) + ".")
+        print("entry-point groups " + ", ".join(GROUPS) + ".")
         return 0
     header = ("group", "name", "distribution", "version", "loads")
     rows = [
