@@ -88,8 +88,8 @@ class Scene:
         return counts
 
 
-async def build_scene(root: Path, *, seed: int = 3) -> Scene:
-    """Start a Turnout, send traffic over `INTERVALS` intervals and write their metrics lines."""
+def make_turnout(root: Path, *, seed: int = 3) -> Turnout:
+    """The scene's Turnout with its two engines (the workflow engine fails 3% of its requests)."""
     rng = random.Random(seed)
     turnout = Turnout(scene_config(root), env={})
     turnout.add_engine("legacy", lambda message: f"legacy: {message}")
@@ -100,6 +100,12 @@ async def build_scene(root: Path, *, seed: int = 3) -> Scene:
         return f"workflow: {message}"
 
     turnout.add_engine("workflow", workflow)
+    return turnout
+
+
+async def drive(turnout: Turnout, *, seed: int = 3) -> None:
+    """Start `turnout`, send traffic over `INTERVALS` intervals and write their metrics lines."""
+    rng = random.Random(seed)
     await turnout.start()
     end = datetime.now(UTC)
     interval = timedelta(seconds=10)
@@ -120,4 +126,10 @@ async def build_scene(root: Path, *, seed: int = 3) -> Scene:
     turnout.rollouts.pause("coordinator", reason="looking at the numbers", actor="tests")
     turnout.rollouts.resume("coordinator", reason="numbers look fine", actor="tests")
     await turnout.events.aflush()
+
+
+async def build_scene(root: Path) -> Scene:
+    """A started Turnout with the scene's traffic behind it."""
+    turnout = make_turnout(root)
+    await drive(turnout)
     return Scene(turnout, root)
