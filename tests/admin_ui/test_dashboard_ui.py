@@ -121,3 +121,12 @@ async def test_without_tokens_only_loopback_clients_are_served(scene: Scene) -> 
         assert (await http.get("/view/engines")).json()["role"] == "admin"
     async with httpx.AsyncClient(transport=remote, base_url="http://testserver") as http:
         assert (await http.get("/view/engines")).status_code == 403
+
+
+async def test_experiment_page_breaks_the_report_down_by_intent(scene: Scene) -> None:
+    async with client(scene) as http:
+        answer = await http.get("/view/experiments/workflow-canary?by=intent", headers=bearer(READ_TOKEN))
+    html = answer.json()["html"]
+    assert 'href="?by=intent" aria-current=true' in html
+    # The analysis module's own words: this scene has no per-user metric to split by segment.
+    assert "<h2>By intent</h2>" in html or "no segment of &#x27;intent&#x27;" in html

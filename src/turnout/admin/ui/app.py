@@ -114,7 +114,9 @@ def ui_routes(
         page = request.path_params.get("page", "")
         name = request.path_params.get("name")
         try:
-            look, drawn = await run_in_threadpool(_look_and_draw, turnout, source, role, page, name)
+            look, drawn = await run_in_threadpool(
+                _look_and_draw, turnout, source, role, page, name, request.query_params.get("by")
+            )
         except Exception as exc:  # a page that cannot be drawn says so; the app goes on
             _log.warning("turnout.dashboard_page_failed", page=page, error=repr(exc))
             return JSONResponse({"error": f"this page could not be drawn: {exc}"}, status_code=500)
@@ -144,19 +146,19 @@ def ui_routes(
 
 
 def _look_and_draw(
-    turnout: Turnout, source: _Metrics, role: str, page: str, name: str | None
+    turnout: Turnout, source: _Metrics, role: str, page: str, name: str | None, by: str | None
 ) -> tuple[pages.Look, pages.Page | None]:
     latest, history = source.read()
     look = pages.Look(turnout, role, latest, history)
-    return look, _draw(look, page, name)
+    return look, _draw(look, page, name, by)
 
 
-def _draw(look: pages.Look, page: str, name: str | None) -> pages.Page | None:
+def _draw(look: pages.Look, page: str, name: str | None, by: str | None) -> pages.Page | None:
     drawers: dict[str, Callable[[], pages.Page]] = {
         "": lambda: pages.overview(look),
         "flags": lambda: pages.flag(look, name),
         "engines": lambda: pages.engines(look),
-        "experiments": lambda: pages.experiment(look, name),
+        "experiments": lambda: pages.experiment(look, name, by),
         "rollouts": lambda: pages.rollout(look, name),
     }
     drawer = drawers.get(page)

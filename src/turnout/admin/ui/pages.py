@@ -85,7 +85,7 @@ def overview(look: Look) -> Page:
                 _splits_text(flag),
                 _rollout_steps(look, key),
                 _badge(status, _BADGE.get(status, "idle")),
-                _rate_text(_requests_per_s(look, figures)),
+                _requests_per_s(look, key, flag),
             )
         )
     columns = ("Flag", "State", "Split", "Rollout", "Health", "Requests/s")
@@ -142,21 +142,27 @@ def engines(look: Look) -> Page:
     return Page("Engines", "\n".join(parts))
 
 
-def experiment(look: Look, name: str | None) -> Page:
-    """The analysis module's report of one experiment (the list of experiments without a name)."""
+def experiment(look: Look, name: str | None, by: str | None = None) -> Page:
+    """The analysis module's report of one experiment (the list without a name), `by` a segment."""
     names = running_experiments(look.config)
     if name is None:
         links = "".join(f'<li><a href="{_href("experiments", n)}">{escape(n)}</a></li>' for n in names)
         empty = '<p class="empty">No experiment is running.</p>' if not names else ""
         return Page("Experiments", f"<h1>Experiments</h1>{empty}<ul>{links}</ul>")
     try:
-        found = report(name, config=look.config)
+        found = report(name, config=look.config, by=by or None)
     except TurnoutError as exc:
         return Page(
             f"Experiment {name}",
             f'<h1>Experiment {escape(name)}</h1><p class="problem">{escape(str(exc))}</p>',
         )
-    return Page(f"Experiment {name}", f'<div class="report">{report_section(found)}</div>')
+    choices = [("", "nothing"), ("intent", "intent"), ("plan", "plan")]
+    links = " · ".join(
+        f'<a href="?by={quote(value)}"{" aria-current=true" if value == (by or "") else ""}>{label}</a>'
+        for value, label in choices
+    )
+    body = f'<p class="by">Break the results down by: {links}</p>'
+    return Page(f"Experiment {name}", f'{body}<div class="report">{report_section(found)}</div>')
 
 
 def rollout(look: Look, key: str | None) -> Page:
@@ -359,26 +365,48 @@ def _rollout_actions(status: RolloutStatus) -> str:
 # -- figures -------------------------------------------------------------------------------
 
 
+def _flag_experiment(look: Look, key: str) -> str | None:
+    """The experiment whose figures are the flag's own (the metrics count traffic per experiment)."""
+    return next((name for name, exp in look.latest.experiments.items() if exp.flag == key), None)
+
+
+def _flag_components(look: Look, flag: FlagConfig) -> dict[str, str]:
+    """Each variant's engine component (`engine.NAME`, or a component named as the variant)."""
+    found = {}
+    for variant in flag.variants:
+        for name in (f"engine.{variant}", variant):
+            if name in look.latest.components:
+                found[variant] = name
+                break
+    return found
+
+
 def _flag_figures(look: Look, key: str, flag: FlagConfig) -> Mapping[str, Figures]:
-    for experiment in look.latest.experiments.values():
-        if experiment.flag == key:
-            return experiment.variants
-    return {v: look.latest.components[v] for v in flag.variants if v in look.latest.components}
+    """The flag's experiment's variants, else its variants' engines (shared with other flags)."""
+    experiment = _flag_experiment(look, key)
+    if experiment is not None:
+        return look.latest.experiments[experiment].variants
+    components = _flag_components(look, flag)
+    return {variant: look.latest.components[name] for variant, name in components.items()}
 
 
-def _requests_per_s(look: Look, figures: Mapping[str, Figures]) -> float | None:
-    """Requests in the newest snapshot interval, per second."""
+def _requests_per_s(look: Look, key: str, flag: FlagConfig) -> str:
+    """Requests in the newest snapshot interval, per second (engines' figures marked as such)."""
     if not look.history:
-        return None
+        return "—"
     newest = look.history[-1].timestamp.replace(microsecond=0)
     recent = [snap for snap in look.history if snap.timestamp.replace(microsecond=0) == newest]
+    experiment = _flag_experiment(look, key)
     count = 0
     for snap in recent:
-        count += sum(fig.total_requests for name, fig in snap.components.items() if name in figures)
-        for exp in snap.experiments.values():
-            if set(exp.variants) == set(figures):
-                count += sum(fig.total_requests for fig in exp.variants.values())
-    return count / look.config.telemetry.snapshot_interval_s
+        if experiment is not None:
+            found = snap.experiments.get(experiment)
+            count += sum(f.total_requests for f in found.variants.values()) if found is not None else 0
+        else:
+            names = set(_flag_components(look, flag).values())
+            count += sum(f.total_requests for name, f in snap.components.items() if name in names)
+    rate = f"{count / look.config.telemetry.snapshot_interval_s:,.1f}"
+    return rate if experiment is not None else f"{rate} (its engines, all flags)"
 
 
 def _figures_table(
@@ -390,7 +418,7 @@ def _figures_table(
         status = fig.status or "idle"
         breaker = []
         if breakers:
-            engine = engines.get(name)
+            engine = engines.get(name.removeprefix("engine."))
             state = getattr(getattr(engine, "breaker", None), "state", None)
             breaker.append(escape(str(state)) if state is not None else "—")
         reason = escape(fig.status_reason)
@@ -436,7 +464,7 @@ def _latency_charts(name: str, series: Sequence[tuple[datetime, Figures]]) -> st
     success: dict[str, Series] = {"success rate": [(t, f.success_rate) for t, f in series]}
     requests: dict[str, Series] = {"requests": [(t, float(f.total_requests)) for t, f in series]}
     return (
-        line_chart(f"{name}: latency over time (ms)", latency, lambda v: f"{v:,.0f} ms")
+        line_chart(f"{name}: latency over time (ms)", latency, _ms_text)
         + line_chart(f"{name}: success rate over time", success, lambda v: f"{v:.1%}")
         + line_chart(f"{name}: requests per interval", requests, lambda v: f"{v:,.0f}")
     )
@@ -452,7 +480,7 @@ def _experiment_charts(look: Look, name: str) -> str:
         success[variant] = [(t, f.success_rate) for t, f in series]
     return (
         '<section class="charts">'
-        + line_chart(f"{name}: p99 latency per variant (ms)", p99, lambda v: f"{v:,.0f} ms")
+        + line_chart(f"{name}: p99 latency per variant (ms)", p99, _ms_text)
         + line_chart(f"{name}: success rate per variant", success, lambda v: f"{v:.1%}")
         + "</section>"
     )
@@ -509,11 +537,15 @@ def _pct(value: float | None) -> str:
 
 
 def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.0f} ms"
+    return "—" if value is None else _ms_text(value)
 
 
-def _rate_text(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.1f}"
+def _ms_text(value: float) -> str:
+    if value < 10:
+        return f"{value:.2f} ms"
+    if value < 100:
+        return f"{value:.1f} ms"
+    return f"{value:,.0f} ms"
 
 
 def _when(at: float | None) -> str:
