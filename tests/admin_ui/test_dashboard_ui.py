@@ -130,3 +130,13 @@ async def test_experiment_page_breaks_the_report_down_by_intent(scene: Scene) ->
     assert 'href="?by=intent" aria-current=true' in html
     # The analysis module's own words: this scene has no per-user metric to split by segment.
     assert "<h2>By intent</h2>" in html or "no segment of &#x27;intent&#x27;" in html
+
+
+async def test_without_tokens_of_its_own_it_asks_the_admin_api(scene: Scene) -> None:
+    app = ui_app(scene.turnout)  # what the admin app mounts at /ui
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver") as http:
+        shell = await http.get("/")
+        figures = await http.get("/view/engines", headers=bearer(READ_TOKEN))
+    assert shell.status_code == 200
+    # This scene configures no `[admin] tokens`: figures are refused with the reason, never served.
+    assert figures.status_code == 403 and "cannot check tokens" in figures.json()["error"]

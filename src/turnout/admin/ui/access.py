@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
+import os
+import threading
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
+
+if TYPE_CHECKING:
+    from turnout.router import Turnout
 
 ROLES = ("read", "write", "admin")
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -68,3 +75,39 @@ def token_roles(tokens: Mapping[str, str], *, insecure_local_only: bool = False)
         return found
 
     return role_of
+
+
+def admin_roles(turnout: Turnout) -> RoleOf:
+    """The admin API's own check (`[admin] tokens`, `TURNOUT_ADMIN_TOKEN`), set up on first use.
+
+    Where the admin API is not installed, or has no token configured, every request is refused
+    with 403 and the reason, rather than the app failing to start.
+    """
+    lock = threading.Lock()
+    built: list[tuple[Any, Any]] = []
+
+    def checker() -> tuple[Any, Any]:
+        with lock:
+            if not built:
+                module = importlib.import_module("turnout.admin.auth")
+                auth = module.Auth(lambda: _admin_settings(turnout), env=os.environ)
+                built.append((auth, module.AuthError))
+            return built[0]
+
+    def role_of(request: Request) -> str:
+        try:
+            auth, auth_error = checker()
+        except Exception as exc:  # not installed, or no token configured: say so on each request
+            raise Denied(403, f"the dashboard cannot check tokens: {exc}") from None
+        client = request.client.host if request.client is not None else None
+        try:
+            return str(auth.caller(request.headers.get("authorization"), client).role)
+        except auth_error as exc:
+            raise Denied(int(exc.status), str(exc)) from None
+
+    return role_of
+
+
+def _admin_settings(turnout: Turnout) -> Any:
+    config: Any = turnout.config  # `[admin]` belongs to the admin API, which may not be installed
+    return config.admin

@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from turnout.admin.ui import pages
-from turnout.admin.ui.access import Denied, RoleOf, token_roles
+from turnout.admin.ui.access import Denied, RoleOf, admin_roles, token_roles
 from turnout.dashboard_data import MetricsReader
 from turnout.dashboard_figures import Dashboard, Snapshot
 
@@ -74,14 +74,19 @@ def ui_app(
 ) -> Starlette:
     """The dashboard of `turnout`: pages Overview, Flag, Engines, Experiment and Rollout.
 
-    Callers are known by `role_of` (the admin app passes its own) or by `tokens` (each token's
-    SHA-256 hex digest with its role); a read role sees no write controls. Write controls call
+    Callers are known by `role_of`, or by `tokens` (each token's SHA-256 hex digest with its
+    role), or else by the admin API's own tokens; a read role sees no write controls. Write controls call
     the admin API at `api_root` (default: the path the dashboard is mounted under, less `/ui`).
     Charts cover the last `since` of metrics windows; pages refresh every `refresh_s` seconds.
     """
     if refresh_s <= 0:
         raise ValueError(f"refresh_s: must be above 0, got {refresh_s!r}")
-    who = role_of or token_roles(tokens or {}, insecure_local_only=insecure_local_only)
+    if role_of is not None:
+        who = role_of
+    elif tokens is not None or insecure_local_only:
+        who = token_roles(tokens or {}, insecure_local_only=insecure_local_only)
+    else:
+        who = admin_roles(turnout)
     return Starlette(routes=ui_routes(turnout, who, api_root=api_root, refresh_s=refresh_s, since=since))
 
 
