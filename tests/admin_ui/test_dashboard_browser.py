@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
 import browser  # tests/browser.py
-import turnout as turnout_package
+import turnout.admin
 from turnout.admin.ui import ui_app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,11 +55,11 @@ class LiveApp:
         import uvicorn
 
         self.scene = Scene(make_turnout(root), root)
-        admin_app = getattr(turnout_package, "admin_app", None)
+        admin_app = getattr(turnout.admin, "admin_app", None)
         self.has_admin_api = admin_app is not None
         routes: list[BaseRoute] = [Mount("/ui", ui_app(self.scene.turnout, tokens=tokens(), refresh_s=1))]
         if admin_app is not None:
-            routes.append(Mount("/", admin_app(self.scene.turnout, tokens=tokens())))
+            routes.append(Mount("/", admin_app(self.scene.turnout, tokens=tokens(), env={})))
         app = Starlette(routes=routes, lifespan=self._lifespan)
         self.port = _free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
@@ -161,7 +161,7 @@ def reader(chrome: Any, live: LiveApp) -> Iterator[Tab]:
 @pytest.fixture
 def writer(chrome: Any, live: LiveApp) -> Iterator[Tab]:
     if not live.has_admin_api:
-        pytest.skip("the write controls call the admin API, and turnout.admin_app is not in this build")
+        pytest.skip("the write controls call the admin API, and turnout.admin.admin_app is not in this build")
     tab = Tab(chrome, live)
     tab.sign_in(WRITE_TOKEN)
     yield tab
@@ -265,7 +265,7 @@ def test_split_editor_changes_who_gets_what(writer: Tab, live: LiveApp) -> None:
     writer.page.get_by_label("workflow (%)").fill("100")
     writer.page.locator("form.split").get_by_label("Reason").fill("everyone on workflow")
     writer.page.get_by_role("button", name="Save split").click()
-    writer.page.get_by_text("everyone: legacy 0% / workflow 100%").wait_for()
+    writer.page.get_by_text("split legacy 0%, workflow 100%").wait_for()
     assert live.scene.served("summaries") == {"workflow": 200}
     assert writer.errors == []
 
