@@ -36,6 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="chat",
         help="chat: the example app under traffic; bad-canary: a failing canary rolled back on its own",
     )
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="then keep serving the example app and its web dashboard (on this machine only) until Ctrl-C",
+    )
+    demo.add_argument("--port", type=int, default=8000, help="the port --serve listens on (%(default)s)")
 
     commands.add_parser("plugins", help="list installed plugins: group, name, distribution, version")
 
@@ -98,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_bad_canary(seed=args.seed)
     from turnout.demo import run_demo
 
-    return run_demo(users=args.users, seed=args.seed)
+    return run_demo(users=args.users, seed=args.seed, serve=args.serve, port=args.port)
 
 
 def _validate(path: Path, *, use_env: bool, engines: str | None = None) -> int:
