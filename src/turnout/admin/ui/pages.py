@@ -420,7 +420,8 @@ def _figures_table(
         if breakers:
             engine = engines.get(name.removeprefix("engine."))
             state = getattr(getattr(engine, "breaker", None), "state", None)
-            breaker.append(escape(str(state)) if state is not None else "—")
+            kind = {"closed": "ok", "half-open": "warn", "open": "bad"}.get(str(state), "idle")
+            breaker.append(_badge(str(state), kind) if state is not None else "—")
         reason = escape(fig.status_reason)
         errors = ", ".join(f"{escape(k)} {n:,}" for k, n in sorted(fig.errors.items())) or "none"
         lat = fig.latency
