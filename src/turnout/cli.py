@@ -190,11 +190,11 @@ def _in_code(issue: ConfigIssue) -> ConfigIssue:
 def _code_engines(spec: str) -> set[str]:
     """Engine names from `module:attr`: a Turnout (or a function returning one), a mapping of
     engines, or a list of names."""
-    import pkgutil
+    from turnout.imports import ImportTargetError, resolve
 
     try:
-        found = pkgutil.resolve_name(spec)
-    except (ImportError, AttributeError, ValueError) as exc:
+        found = resolve(spec)
+    except ImportTargetError as exc:
         raise TurnoutError(f"--engines {spec}: cannot import it: {exc}") from None
     if callable(found):
         found = found()

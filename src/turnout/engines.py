@@ -6,7 +6,6 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
-import importlib
 import inspect
 import threading
 from collections.abc import Callable, Mapping
@@ -28,6 +27,7 @@ from turnout.errors import (
     TurnoutError,
 )
 from turnout.failures import Failures
+from turnout.imports import ImportTargetError, resolve
 from turnout.telemetry.tracing import ENGINE_SPAN, engine_attributes, mark_fallback
 from turnout.types import Clock, EngineCallable
 
@@ -274,9 +274,13 @@ class EngineSet:
         if decision.experiment is not None:
             ok = error is None and decision.reason not in _NOT_SERVED_BY_VARIANT
             self._metrics.record_variant(
-                decision.experiment, decision.flag, decision.variant, _ms(started), ok,
+                decision.experiment,
+                decision.flag,
+                decision.variant,
+                _ms(started),
+                ok,
                 error or (None if ok else decision.reason.value.title()),
-            )  # fmt: skip
+            )
 
     def _fallback_target(self, engine: Engine, tried: set[str]) -> Engine | None:
         target = self.engines.get(engine.fallback) if engine.fallback else None
@@ -362,22 +366,15 @@ def _same_breaker(old: Engine, new: Engine) -> bool:
 
 
 def import_target(target: str) -> Any:
-    """Import "package.module:attribute" (dotted attribute paths allowed)."""
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise TurnoutError(f"engine target {target!r} must look like 'package.module:attribute'")
+    """Import the engine "package.module:attribute" (dotted attribute paths allowed)."""
     try:
-        obj: Any = importlib.import_module(module_name)
-    except Exception as exc:
-        # Not only ImportError: a module that raises while importing is a config problem too.
-        raise TurnoutError(f"cannot import engine target {target!r}: {type(exc).__name__}: {exc}") from exc
-    for part in attribute.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise TurnoutError(
-                f"engine target {target!r}: {module_name} has no attribute {attribute!r}"
-            ) from None
+        obj = resolve(target)
+    except ImportTargetError as exc:
+        if exc.kind == "form":
+            raise TurnoutError(f"engine target {target!r} {exc}") from None
+        if exc.kind == "attribute":
+            raise TurnoutError(f"engine target {target!r}: {exc}") from None
+        raise TurnoutError(f"cannot import engine target {target!r}: {exc}") from exc
     if not callable(obj):
         raise TurnoutError(f"engine target {target!r} is not callable")
     return obj

@@ -189,8 +189,11 @@ class Turnout:
         self._apply_privacy(snapshot.config)
         later = needs_restart(previous, snapshot.config)
         if later:
-            _log.warning("turnout.reload_needs_restart", settings=later,
-                         note="these settings take effect when the app restarts")  # fmt: skip
+            _log.warning(
+                "turnout.reload_needs_restart",
+                settings=later,
+                note="these settings take effect when the app restarts",
+            )
         _log.info("turnout.reloaded", source=source, flags=sorted(snapshot.flags))
         return snapshot.config
 
