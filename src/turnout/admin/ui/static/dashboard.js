@@ -34,9 +34,16 @@
     return path.replace(/^\/+/, "");
   }
 
+  // A refresh replaces the page's body: never while someone is filling a form, while a change is
+  // on its way to the admin API, or for a while after an error was shown (so it can be read).
+  var pending = 0;
+  var holdUntil = 0;
+
   function editing() {
+    if (pending > 0 || Date.now() < holdUntil) { return true; }
     var active = document.activeElement;
     if (!active || !main.contains(active)) { return false; }
+    if (active.closest && active.closest("form.act, .actions")) { return true; }
     return active.tagName === "INPUT" || active.tagName === "SELECT" || active.tagName === "TEXTAREA";
   }
 
@@ -75,7 +82,10 @@
         }
         login.hidden = true;
         document.title = answer.data.title + " · turnout";
-        if (force || !editing()) { main.innerHTML = answer.data.html; }
+        if (force || !editing()) {
+          main.innerHTML = answer.data.html;
+          holdUntil = 0;
+        }
         roleBadge.hidden = false;
         roleBadge.textContent = "role: " + answer.data.role;
         asOf = answer.data.as_of;
@@ -118,6 +128,7 @@
   }
 
   function showErrors(form, data, status) {
+    holdUntil = Date.now() + 30000;
     var general = form.querySelector(".form-error");
     var errors = data.errors || [];
     if (!errors.length) {
@@ -153,11 +164,13 @@
     clearErrors(form);
     var data = collect(form);
     if ("reason" in data && !data.reason) {
+      holdUntil = Date.now() + 30000;
       form.querySelector(".form-error").textContent = "Say why: a reason is required.";
       return;
     }
     var buttons = form.querySelectorAll("button");
     for (var i = 0; i < buttons.length; i++) { buttons[i].disabled = true; }
+    pending += 1;
     fetch(api + "/" + form.dataset.url, {
       method: form.dataset.method,
       headers: headers(true),
@@ -171,6 +184,7 @@
         });
       })
       .then(function (answer) {
+        pending -= 1;
         for (var i = 0; i < buttons.length; i++) { buttons[i].disabled = false; }
         if (!answer.ok) {
           showErrors(form, answer.data, answer.status);
@@ -180,7 +194,9 @@
         return load(true);
       })
       .catch(function (error) {
+        pending = Math.max(0, pending - 1);
         for (var i = 0; i < buttons.length; i++) { buttons[i].disabled = false; }
+        holdUntil = Date.now() + 30000;
         form.querySelector(".form-error").textContent = "could not reach the admin API: " + error;
       });
   });
