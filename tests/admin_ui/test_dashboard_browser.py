@@ -236,13 +236,22 @@ def test_a_phone_width_viewport_needs_no_sideways_scrolling(chrome: Any, live: L
         tab.close()
 
 
-def test_screenshot_of_each_page(reader: Tab, tmp_path: Path) -> None:
+def test_screenshot_of_each_page(reader: Tab, chrome: Any, live: LiveApp, tmp_path: Path) -> None:
     folder = _shots_dir(tmp_path)
     for name, path in PAGES.items():
         reader.open(path)
         shot = folder / f"dashboard-{name}.png"
         reader.page.screenshot(path=str(shot), full_page=False)
         assert shot.stat().st_size > 10_000
+    phone = Tab(chrome, live, width=390, height=844)
+    try:
+        phone.sign_in(READ_TOKEN)
+        phone.open("")
+        shot = folder / "dashboard-phone.png"
+        phone.page.screenshot(path=str(shot), full_page=False)
+        assert shot.stat().st_size > 5_000
+    finally:
+        phone.close()
 
 
 def test_kill_switch_turns_the_flag_off_for_the_live_app(writer: Tab, live: LiveApp) -> None:
@@ -281,3 +290,19 @@ def test_an_invalid_split_shows_the_validators_error_next_to_the_field(writer: T
     error.wait_for()
     assert "flags.summaries.rules[0].split" in error.inner_text()
     assert live.scene.served("summaries") == before
+
+
+def test_rollout_buttons_pause_and_resume_with_the_reason_in_the_audit_log(
+    writer: Tab, live: LiveApp
+) -> None:
+    writer.open("rollouts/coordinator")
+    writer.page.get_by_label("Reason for the action").fill("holding for the weekend")
+    writer.page.get_by_role("button", name="Pause").click()
+    writer.page.locator("h2 .badge", has_text="paused").wait_for()
+    assert live.scene.turnout.rollouts.status("coordinator").state == "paused"
+    assert writer.page.get_by_text("holding for the weekend").count() == 1
+    writer.page.get_by_label("Reason for the action").fill("back to it")
+    writer.page.get_by_role("button", name="Resume").click()
+    writer.page.locator("h2 .badge", has_text="running").wait_for()
+    assert live.scene.turnout.rollouts.status("coordinator").state == "running"
+    assert writer.errors == []
