@@ -65,7 +65,8 @@ def scene_config(root: Path) -> dict[str, Any]:
                 "rules": [{"name": "everyone", "split": {"legacy": 50, "workflow": 50}}],
             },
         },
-        "telemetry": {"exporters": ["jsonl"], "jsonl_path": str(root / "metrics.jsonl")},
+        # The scene writes its own metrics lines, stamped 10 s apart; no snapshot loop adds to them.
+        "telemetry": {"exporters": [], "jsonl_path": str(root / "metrics.jsonl")},
         "events": {"sink": f"sqlite:///{root / 'events.db'}", "flush_interval_s": 0.05},
         "state": {"url": f"sqlite:///{root / 'state.db'}"},
         "rollouts": {"notifiers": []},

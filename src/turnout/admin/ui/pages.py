@@ -503,16 +503,26 @@ def _worst(statuses: Iterable[str]) -> str:
     return next((s for s in order if s in found), "idle")
 
 
-def _table(caption: str, columns: Sequence[str], rows: Iterable[str]) -> str:
+def _table(caption: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A table whose first cell per row heads it; each cell names its column for narrow screens."""
     head = "".join(f'<th scope="col">{escape(c)}</th>' for c in columns)
-    body = "".join(rows)
+    lines = []
+    for row in rows:
+        first, *rest = row
+        cells = "".join(
+            f'<td data-label="{escape(column)}">{cell}</td>'
+            for column, cell in zip(columns[1:], rest, strict=True)
+        )
+        lines.append(f'<tr><th scope="row">{first}</th>{cells}</tr>')
     caption = f"<caption>{escape(caption)}</caption>"
-    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (
+        f'<table class="cards">{caption}<thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table>'
+    )
 
 
-def _row(header: str, *cells: str) -> str:
+def _row(header: str, *cells: str) -> list[str]:
     """A table row: `header` and `cells` are HTML already."""
-    return f'<tr><th scope="row">{header}</th>' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    return [header, *cells]
 
 
 def _badge(word: str, kind: str) -> str:
