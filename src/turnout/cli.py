@@ -239,7 +239,8 @@ def _plugins() -> int:
         print("No turnout plugins installed.")
         print("The first-party ones: pip install turnout-langgraph turnout-posthog")
         print("(LangGraph engines; the PostHog exporter and event sink). Others register under the")
-        print("entry-point groups turnout.engines, turnout.exporters, turnout.sinks, turnout.classifiers.")
+        print("entry-point groups turnout.engines, turnout.exporters, turnout.sinks, turnout.classifiers,")
+        print("turnout.notifiers.")
         return 0
     header = ("group", "name", "distribution", "version", "loads")
     rows = [
@@ -301,6 +302,12 @@ def _rule_text(index: int, rule: RuleConfig) -> str:
     if rule.rollout is not None:
         steps = " -> ".join(f"{s:g}%" for s in rule.rollout.steps)
         action += f", rollout {steps} every {rule.rollout.every:g}s"
+    if rule.guardrails is not None:
+        from turnout.rollouts.checks import describe
+
+        checks = ", ".join(describe(check) for check in rule.guardrails.all_checks())
+        action += f", guarded by {checks} ({rule.guardrails.action} after "
+        action += f"{rule.guardrails.failure_threshold} failed {rule.guardrails.interval:g}s intervals)"
     experiment = f" [experiment {rule.experiment}]" if rule.experiment else ""
     disabled = " (disabled)" if not rule.enabled else ""
     return f"{name}:{when} -> {action}{experiment}{disabled}"

@@ -110,7 +110,7 @@ class CheckConfig(_Model):
     """One guardrail check on the treatment: a bound (`max` or `min`) or a margin against control."""
 
     metric: str = Field(min_length=1)
-    """success_rate, error_rate, mean_ms, p50_ms, p95_ms, p99_ms, or a custom per-request metric."""
+    """`success_rate`, `error_rate`, `mean_ms`, `p50_ms`, `p95_ms`, `p99_ms` or a custom per-request value."""
     max: float | None = None
     """The check fails when the treatment's value is above this."""
     min: float | None = None
@@ -176,7 +176,7 @@ class RuleConfig(_Model):
     seed: str | None = None
     """Hashing seed (default: the experiment name, else `flag:rule`); keep it when ramping."""
     guardrails: GuardrailsConfig | None = None
-    """Thresholds the rule's variants must hold."""
+    """Checks the treatment must pass: steps advance only while they do; failures pause or roll back."""
     enabled: bool = True
     """`false` keeps the rule in the file but out of evaluation."""
 
@@ -368,14 +368,14 @@ class StateConfig(_Model):
     """Where state that outlives a process and is shared by replicas is kept (rollouts, audit log)."""
 
     url: str | None = None
-    """sqlite:///path or postgresql://...; by default turnout_state.db next to the SQLite events file."""
+    """`sqlite:///path` or `postgresql://...` (default: `turnout_state.db` next to the SQLite events file)."""
 
 
 class RolloutsConfig(_Model):
     """How guardrail actions are announced."""
 
     notifiers: list[str] = Field(default_factory=lambda: ["log"])
-    """log, webhook, or `turnout.notifiers` plugins by name."""
+    """`log`, `webhook`, or `turnout.notifiers` plugins by name."""
     notifier_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Options per notifier, e.g. `webhook = { url = "https://..." }`."""
 
@@ -558,7 +558,7 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
             elif rule.rollout is not None:
                 yield ConfigIssue(f"{rpath}.rollout", rule.rollout.model_dump(), "a rollout needs a `split`")
             if rule.guardrails is not None:
-                yield from _check_guardrails(rpath, rule)
+                yield from _check_guardrails(rpath, rule, config.metrics)
             if rule.when is not None:
                 try:
                     compile_condition(rule.when, path=f"{rpath}.when")
@@ -655,7 +655,9 @@ def _shared_guarded_experiments(config: TurnoutConfig) -> Iterator[ConfigIssue]:
                 seen[rule.experiment] = path.removesuffix(".experiment")
 
 
-def _check_guardrails(rpath: str, rule: RuleConfig) -> Iterator[ConfigIssue]:
+def _check_guardrails(
+    rpath: str, rule: RuleConfig, metrics: Mapping[str, MetricConfig]
+) -> Iterator[ConfigIssue]:
     guardrails = rule.guardrails
     if guardrails is None:
         return
@@ -687,6 +689,14 @@ def _check_guardrails(rpath: str, rule: RuleConfig) -> Iterator[ConfigIssue]:
                 check.metric,
                 "a margin against control needs a rate or a mean (success_rate, error_rate, mean_ms, "
                 "or a custom metric): a percentile has no confidence interval here",
+            )
+        defined = metrics.get(check.metric)
+        if defined is not None and defined.type == "proportion":
+            yield ConfigIssue(
+                f"{cpath}.metric",
+                check.metric,
+                "a proportion metric is computed per user from events, for reports; guardrails check "
+                "per-request values (a mean metric recorded with turnout.record)",
             )
         if check.metric in RATE_METRICS and given in (["max"], ["min"]):
             bound = check.max if check.max is not None else check.min

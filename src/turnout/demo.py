@@ -167,7 +167,6 @@ def run_demo(*, users: int = 3000, seed: int = 7, serve: bool = False, port: int
         f"{turnout_cmd} dashboard {metrics}",
         f"{turnout_cmd} events summary",
         f"{turnout_cmd} validate examples/chat_coordinators/turnout.toml",
-        f"{turnout_cmd} report workflow-canary --config examples/chat_coordinators/turnout.toml --by intent",
         f"{python} -m uvicorn examples.chat_coordinators.app:app",
     ):
         console.print(f"  {command}", soft_wrap=True, highlight=False)
@@ -269,7 +268,7 @@ def _print_report(console: Any, config: Any) -> None:
         from turnout.analysis import report
         from turnout.analysis.render import render_text
 
-        text = render_text(report("workflow-canary", config=config))
+        text = render_text(report("workflow-canary", config=config), width=console.width)
     except Exception as exc:  # the demo's traffic already ran; say why the report is missing
         console.print(f"\n(no experiment report: {type(exc).__name__}: {exc})", markup=False)
         return

@@ -220,9 +220,14 @@ class Turnout:
     def record(self, name: str, value: float, *, flag: str | None = None) -> bool:
         """Record a per-request value (cost, tokens, quality) for the variant serving this request.
 
-        Reports compare it per user like any metric (`[metrics.NAME] type = "mean"`). Never raises.
+        Reports compare it per user like any metric (`[metrics.NAME] type = "mean"`); guardrail checks
+        on `name` read it per request. Never raises.
         """
-        return self.events.record(name, value, flag=flag)
+        recorded = self.events.record(name, value, flag=flag)
+        context = current_context()
+        if context is not None:
+            self.rollouts.record(name, value, context.decisions.values(), flag=flag)
+        return recorded
 
     def identify(self, distinct_id: str, traits: Mapping[str, Any] | None = None) -> bool:
         """Queue an `$identify` event setting `traits` on `distinct_id`."""

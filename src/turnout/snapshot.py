@@ -127,7 +127,7 @@ def event_tracker(
 
 
 def needs_restart(previous: TurnoutConfig, new: TurnoutConfig) -> list[str]:
-    """Settings a reload cannot apply to loops already running (exporters, interval, events)."""
+    """Settings a reload cannot apply to loops already running (exporters, interval, events, state)."""
     old_t, new_t = previous.telemetry, new.telemetry
     return [
         name
@@ -136,6 +136,8 @@ def needs_restart(previous: TurnoutConfig, new: TurnoutConfig) -> list[str]:
             ("telemetry.snapshot_interval_s", old_t.snapshot_interval_s != new_t.snapshot_interval_s),
             ("telemetry.jsonl_path", old_t.jsonl_path != new_t.jsonl_path),
             ("events", previous.events != new.events),
+            ("state", previous.state != new.state),
+            ("rollouts", previous.rollouts != new.rollouts),
         )
         if changed
     ]

@@ -83,6 +83,7 @@ class Totals:
     failures: int
     exposures: int
     total_ms: float
+    squares_ms: float
     sketch: QuantileSketch
 
 
@@ -129,7 +130,9 @@ class _Series(_Tally):
         with self._lock:
             live = _Tally().fold(self)
         whole = live.fold(self._base)
-        return Totals(whole.count, whole.failures, whole.exposures, whole.total_ms, whole.sketch)
+        return Totals(
+            whole.count, whole.failures, whole.exposures, whole.total_ms, whole.squares_ms, whole.sketch
+        )
 
     def take(self, reset_window: bool, exposures: bool) -> dict[str, Any]:
         """Cumulative stats with a `window` object; callers serialise calls (registry lock)."""
