@@ -100,7 +100,7 @@ def make_turnout(root: Path, *, seed: int = 3) -> Turnout:
             raise RuntimeError("upstream model timed out")
         return f"workflow: {message}"
 
-    turnout.add_engine("workflow", workflow)
+    turnout.add_engine("workflow", workflow, version="2.1.0")
     return turnout
 
 

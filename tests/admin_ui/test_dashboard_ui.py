@@ -65,7 +65,9 @@ async def test_engines_page_draws_a_line_per_percentile_over_the_windows(scene: 
     async with client(scene) as http:
         html = (await http.get("/view/engines", headers=bearer(READ_TOKEN))).json()["html"]
     assert html.count("<polyline") >= 4
-    assert "workflow: latency over time (ms)" in html and "p99: " in html
+    assert "engine.workflow: latency over time (ms)" in html and "p99: " in html
+    assert '<td data-label="Version">2.1.0</td>' in html
+    assert '<td data-label="Breaker"><span class="badge ok">closed</span></td>' in html
 
 
 async def test_rollout_page_lists_steps_checks_and_history(scene: Scene) -> None:

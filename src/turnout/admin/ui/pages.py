@@ -125,7 +125,7 @@ def flag(look: Look, key: str | None) -> Page:
 
 
 def engines(look: Look) -> Page:
-    """Per engine and per variant: requests, success rate, latency over time, breaker state."""
+    """Per engine and per variant: requests, success rate, latency over time, breaker state, version."""
     parts = ["<h1>Engines</h1>", _problem(look)]
     components = look.latest.components
     if components:
@@ -422,6 +422,8 @@ def _figures_table(
             state = getattr(getattr(engine, "breaker", None), "state", None)
             kind = {"closed": "ok", "half-open": "warn", "open": "bad"}.get(str(state), "idle")
             breaker.append(_badge(str(state), kind) if state is not None else "—")
+            version = getattr(engine, "version", None)
+            breaker.append(escape(str(version)) if version else "—")
         reason = escape(fig.status_reason)
         errors = ", ".join(f"{escape(k)} {n:,}" for k, n in sorted(fig.errors.items())) or "none"
         lat = fig.latency
@@ -429,7 +431,7 @@ def _figures_table(
         cells += [_ms(lat.p99), *breaker, errors, f"{_badge(status, _BADGE.get(status, 'idle'))} {reason}"]
         rows.append(_row(escape(name), *cells))
     columns = ["Name", "Requests", "Success", "Mean", "p50", "p95", "p99"]
-    columns += ["Breaker"] * breakers + ["Errors and fallbacks", "Health"]
+    columns += ["Breaker", "Version"] * breakers + ["Errors and fallbacks", "Health"]
     return _table(caption, columns, rows)
 
 
