@@ -142,3 +142,18 @@ async def test_without_tokens_of_its_own_it_asks_the_admin_api(scene: Scene) -> 
     assert shell.status_code == 200
     # This scene configures no `[admin] tokens`: figures are refused with the reason, never served.
     assert figures.status_code == 403 and "cannot check tokens" in figures.json()["error"]
+
+
+async def test_a_page_that_cannot_be_drawn_says_so_and_is_counted(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("the state store is gone")
+
+    monkeypatch.setattr(scene.turnout.rollouts, "status", broken)
+    async with client(scene) as http:
+        answer = await http.get("/view/rollouts/coordinator", headers=bearer(READ_TOKEN))
+        overview = await http.get("/view/", headers=bearer(READ_TOKEN))
+    assert answer.status_code == 500 and "the state store is gone" in answer.json()["error"]
+    assert scene.turnout.failures.snapshot()["dashboard"] == {"OSError": 2}
+    assert overview.status_code == 500

@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
-import structlog
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -28,7 +27,6 @@ from turnout.dashboard_figures import Dashboard, Snapshot
 if TYPE_CHECKING:
     from turnout.router import Turnout
 
-_log = structlog.get_logger("turnout")
 _STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
 _NAV = (
     ("", "Overview"),
@@ -123,7 +121,7 @@ def ui_routes(
                 _look_and_draw, turnout, source, role, page, name, request.query_params.get("by")
             )
         except Exception as exc:  # a page that cannot be drawn says so; the app goes on
-            _log.warning("turnout.dashboard_page_failed", page=page, error=repr(exc))
+            turnout.failures.record("dashboard", exc, page=page)
             return JSONResponse({"error": f"this page could not be drawn: {exc}"}, status_code=500)
         if drawn is None:
             return JSONResponse({"error": f"no page {page!r}"}, status_code=404)
