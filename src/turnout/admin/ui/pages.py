@@ -119,7 +119,9 @@ def flag(look: Look, key: str | None) -> Page:
     figures = _flag_figures(look, key, chosen)
     if figures:
         parts.append("<h2>Who gets what</h2>")
-        parts.append(_figures_table("Variants", figures, look))
+        own = _flag_experiment(look, key) is not None
+        caption = "Variants" if own else "Variants: their engines' figures, shared with every flag using them"
+        parts.append(_figures_table(caption, figures, look))
         parts.append(_variant_charts(look, key, chosen))
     return Page(f"Flag {key}", "\n".join(parts))
 
