@@ -8,9 +8,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from turnout.config import FlagConfig, RuleConfig, TurnoutConfig, load_file, validate_config
+from turnout.config import FlagConfig, RuleConfig, ShadowConfig, TurnoutConfig, load_file, validate_config
 from turnout.errors import ConfigError, ConfigIssue, TurnoutError
-from turnout.references import attribute_issues, fallback_issues, variant_issues
+from turnout.references import attribute_issues, fallback_issues, shadow_issues, variant_issues
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary_cmd.add_argument("url", nargs="?", default="sqlite:///turnout_events.db")
     summary_cmd.add_argument("--since", default="30d", help="e.g. 7d, 30d, 24h")
 
+    from turnout.shadow_report import add_shadow_command
+
+    add_shadow_command(commands)
+
     dash = commands.add_parser("dashboard", help="per-engine and per-variant metrics from metrics.jsonl")
     dash.add_argument("path", nargs="?", default="logs/metrics.jsonl")
     dash.add_argument("--since", help="only the last N (e.g. 30m, 24h, 7d), from per-interval windows")
@@ -86,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from turnout.events.summary import summary_main
 
         return summary_main(args.url, args.since)
+    if args.command == "shadow":
+        from turnout.shadow_report import run_shadow_command
+
+        return run_shadow_command(args)
     if args.command == "rollout":
         from turnout.rollouts.cli import run_rollout_command
 
@@ -129,7 +137,8 @@ def _validate(path: Path, *, use_env: bool, engines: str | None = None) -> int:
         # Without the app, an engine declared under [engines] with no target is taken to be
         # registered in code; anything else named is reported as something to check.
         known = declared | set(config.engines)
-        warnings = [_in_code(issue) for issue in fallback_issues(config, known)]
+        unknown = fallback_issues(config, known) + shadow_issues(config, known)
+        warnings = [_in_code(issue) for issue in unknown]
         warnings += [_in_code(issue) for issue in variant_issues(config, known)]
     warnings += attribute_issues(config)
     if warnings:
@@ -159,7 +168,8 @@ def _load_for_validate(
         raise ConfigError([*exc.issues, *targets], source=exc.source) from None
     declared = set(Turnout(config).engines)  # imports engine targets: a bad `target` is reported here
     in_code = _code_engines(engines) if engines is not None else None
-    if in_code is not None and (missing := fallback_issues(config, declared | in_code)):
+    known = declared | in_code if in_code is not None else declared
+    if in_code is not None and (missing := fallback_issues(config, known) + shadow_issues(config, known)):
         raise ConfigError(missing, source=str(path))
     return config, declared, in_code
 
@@ -232,15 +242,14 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def _plugins() -> int:
-    from turnout.plugins import DISABLE_ENV, autoload_enabled, installed_plugins
+    from turnout.plugins import DISABLE_ENV, GROUPS, autoload_enabled, installed_plugins
 
     infos = installed_plugins()
     if not infos:
         print("No turnout plugins installed.")
         print("The first-party ones: pip install turnout-langgraph turnout-posthog")
         print("(LangGraph engines; the PostHog exporter and event sink). Others register under the")
-        print("entry-point groups turnout.engines, turnout.exporters, turnout.sinks, turnout.classifiers,")
-        print("turnout.notifiers.")
+        print("entry-point groups " + ", ".join(GROUPS) + ".")
         return 0
     header = ("group", "name", "distribution", "version", "loads")
     rows = [
@@ -289,7 +298,16 @@ def _flag_lines(key: str, flag: FlagConfig) -> list[str]:
     for index, rule in enumerate(flag.rules):
         lines.append(f"    {index + 1}. {_rule_text(index, rule)}")
     lines.append(f"    else -> {flag.default}")
+    if flag.shadow is not None:
+        lines.append(f"    {_shadow_text(flag.shadow)}")
     return lines
+
+
+def _shadow_text(shadow: ShadowConfig) -> str:
+    return (
+        f"shadow: {shadow.engine} beside the served engine for {shadow.sample:.0%} of users, "
+        f"compared by {shadow.comparator}, never served"
+    )
 
 
 def _rule_text(index: int, rule: RuleConfig) -> str:
@@ -310,7 +328,8 @@ def _rule_text(index: int, rule: RuleConfig) -> str:
         action += f"{rule.guardrails.failure_threshold} failed {rule.guardrails.interval:g}s intervals)"
     experiment = f" [experiment {rule.experiment}]" if rule.experiment else ""
     disabled = " (disabled)" if not rule.enabled else ""
-    return f"{name}:{when} -> {action}{experiment}{disabled}"
+    shadow = f"; {_shadow_text(rule.shadow)}" if rule.shadow is not None else ""
+    return f"{name}:{when} -> {action}{experiment}{shadow}{disabled}"
 
 
 if __name__ == "__main__":

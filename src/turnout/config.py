@@ -93,6 +93,8 @@ class EngineConfig(_Model):
     """The engine serving when this one raises, times out or its breaker is open (may be from code)."""
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
     """The engine's circuit breaker."""
+    shadow_safe: bool = True
+    """False when the engine has side effects (writes, payments, emails): it may never run as a shadow."""
 
 
 class RolloutConfig(_Model):
@@ -158,6 +160,33 @@ class GuardrailsConfig(_Model):
         return [check for check in shorthand if check is not None] + list(self.checks)
 
 
+class ShadowConfig(_Model):
+    """Run a candidate engine beside the served one on a sampled share of traffic; it is never served."""
+
+    engine: str
+    """The candidate engine: called with the served call's arguments, its result only compared."""
+    sample: Fraction = 0.05
+    """Share of targeting keys shadowed; sticky, so the same users are shadowed every time."""
+    seed: str | None = None
+    """Salt of the sampling hash (default `shadow:<flag>:<engine>`), independent of any split."""
+    max_concurrency: int = Field(default=4, ge=1)
+    """Most calls of this shadow running at once in a process."""
+    queue_size: int = Field(default=100, ge=0)
+    """Calls waiting for a free slot; a sample arriving when the queue is full is skipped and counted."""
+    timeout_ms: float = Field(default=5000.0, gt=0)
+    """A shadow call running longer is abandoned and counted as a timeout."""
+    comparator: str = "normalised"
+    """How results are compared: exact, normalised, json, a `turnout.comparators` plugin or "module:attr"."""
+    match_score: Fraction = 1.0
+    """A comparator that gives only a score counts a match from this score on."""
+    mismatch_samples: int = Field(default=20, ge=0)
+    """Worst mismatches kept per (flag, served engine, shadow engine, intent) for inspection; 0 keeps none."""
+    sample_inputs: bool = True
+    """Keep the call's arguments in mismatch samples (false keeps the two results only)."""
+    sample_chars: int = Field(default=300, ge=0, le=100_000)
+    """Longest argument or result text kept in a mismatch sample (credentials masked, longer text cut)."""
+
+
 class RuleConfig(_Model):
     """One targeting rule: a condition, then a fixed variant or a split."""
 
@@ -179,6 +208,8 @@ class RuleConfig(_Model):
     """Checks the treatment must pass: steps advance only while they do; failures pause or roll back."""
     enabled: bool = True
     """`false` keeps the rule in the file but out of evaluation."""
+    shadow: ShadowConfig | None = None
+    """A candidate engine to run beside the one this rule serves (overrides the flag's `shadow`)."""
 
 
 class FlagConfig(_Model):
@@ -202,6 +233,8 @@ class FlagConfig(_Model):
     """Forced variants by targeting key (reason `OVERRIDE`), e.g. for QA accounts."""
     rules: list[RuleConfig] = Field(default_factory=list)
     """Ordered rules; the first that matches decides."""
+    shadow: ShadowConfig | None = None
+    """A candidate engine to run beside whichever engine serves this flag."""
 
 
 class IntentConfig(_Model):
@@ -524,6 +557,7 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
         if engine.target and engine.plugin:
             yield ConfigIssue(f"{path}.plugin", engine.plugin, "give `target` or `plugin`, not both")
     yield from _fallback_cycles(config)
+    yield from _check_shadows(config)
     yield from _check_analysis(config)
     if config.privacy.targeting_key == "hash" and not config.privacy.salt:
         yield ConfigIssue("privacy.salt", config.privacy.salt, 'targeting_key = "hash" needs a salt')
@@ -631,6 +665,28 @@ def _check_split(rpath: str, rule: RuleConfig, flag: FlagConfig) -> Iterator[Con
                 NOTHING,
                 "a rollout needs a fixed `start` (e.g. 2026-12-01T09:00:00Z) so every process and restart "
                 "agree on its step",
+            )
+
+
+def shadow_settings(config: TurnoutConfig) -> Iterator[tuple[str, str, str | None, ShadowConfig]]:
+    """(path, flag, rule name or None for the flag's own, settings) of every configured shadow."""
+    for key, flag in config.flags.items():
+        if flag.shadow is not None:
+            yield f"flags.{key}.shadow", key, None, flag.shadow
+        for index, rule in enumerate(flag.rules):
+            if rule.shadow is not None:
+                yield f"flags.{key}.rules[{index}].shadow", key, rule.name or f"rule-{index}", rule.shadow
+
+
+def _check_shadows(config: TurnoutConfig) -> Iterator[ConfigIssue]:
+    # Engines registered in code are checked when they are (`add_engine(..., shadow_safe=False)`).
+    for path, _, _, shadow in shadow_settings(config):
+        engine = config.engines.get(shadow.engine)
+        if engine is not None and not engine.shadow_safe:
+            yield ConfigIssue(
+                f"{path}.engine",
+                shadow.engine,
+                f"engines.{shadow.engine}.shadow_safe is false: this engine may not run as a shadow",
             )
 
 

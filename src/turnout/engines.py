@@ -9,6 +9,7 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,17 @@ if TYPE_CHECKING:
 class Engine:
     """A named, versioned callable with its run settings."""
 
-    __slots__ = ("breaker", "fallback", "func", "is_async", "name", "pool", "timeout_s", "version")
+    __slots__ = (
+        "breaker",
+        "fallback",
+        "func",
+        "is_async",
+        "name",
+        "pool",
+        "shadow_safe",
+        "timeout_s",
+        "version",
+    )
 
     def __init__(
         self, name: str, func: EngineCallable, *, version: str, settings: EngineConfig, clock: Clock
@@ -49,6 +60,7 @@ class Engine:
         self.is_async = _is_async(func)
         self.timeout_s = settings.timeout_ms / 1000 if settings.timeout_ms else None
         self.fallback = settings.fallback
+        self.shadow_safe = settings.shadow_safe
         cb = settings.circuit_breaker
         self.breaker = CircuitBreaker(cb.failures, cb.reset_s, clock) if cb.enabled else None
         self.pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -318,11 +330,13 @@ def build_engine_set(
     telemetry: Telemetry,
     clock: Clock,
     previous: EngineSet | None = None,
+    shadow_unsafe: AbstractSet[str] = frozenset(),
 ) -> EngineSet:
     """Engines from code and config (targets, plugins); a bad target or plugin is a ConfigError.
 
     An engine whose breaker settings did not change keeps its breaker from `previous`, so a
-    reload does not close a breaker that is open for good reason.
+    reload does not close a breaker that is open for good reason. Engines named in
+    `shadow_unsafe` (registered in code with `shadow_safe=False`) may not run as shadows.
     """
     engines: dict[str, Engine] = {}
     issues: list[ConfigIssue] = []
@@ -349,6 +363,7 @@ def build_engine_set(
             continue
         version = version or settings.version or str(getattr(func, "version", "") or "0")
         engine = Engine(name, func, version=version, settings=settings, clock=clock)
+        engine.shadow_safe = settings.shadow_safe and name not in shadow_unsafe
         old = previous.engines.get(name) if previous is not None else None
         if old is not None and _same_breaker(old, engine):
             engine.breaker = old.breaker
