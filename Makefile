@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test postgres lint typecheck pytest bench soak docs clean
+.PHONY: demo test postgres browser screenshots lint typecheck pytest bench soak docs clean
 
 PLUGINS := plugins/turnout-langgraph plugins/turnout-posthog
 
@@ -18,12 +18,21 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 demo: $(STAMP)
 	$(BIN)/turnout demo
 
-test: $(STAMP) postgres lint typecheck pytest
+test: $(STAMP) postgres browser lint typecheck pytest
 
 # The PostgreSQL tests start a throwaway server; this installs Debian's `postgresql` first
 # if it is missing (needs root). Without it they skip, or fail when TURNOUT_REQUIRE_POSTGRES=1.
 postgres: $(STAMP)
 	-$(BIN)/python tests/pg_server.py --install-only
+
+# The dashboard's browser tests drive Debian's headless `chromium`; this installs it first if it
+# is missing (needs root). Without it they skip, or fail when TURNOUT_REQUIRE_BROWSER=1.
+browser: $(STAMP)
+	-$(BIN)/python tests/browser.py --install-only
+
+# docs/img/dashboard-*.png, taken by the browser tests.
+screenshots: browser
+	TURNOUT_SCREENSHOTS=docs/img $(BIN)/python -m pytest -W error tests/admin_ui -q -k screenshot
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples plugins

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
 
 
 def test_the_demo_summarises_simulated_failures_and_fits_80_columns(tmp_path: Path) -> None:
@@ -37,3 +42,32 @@ def test_the_demo_summarises_simulated_failures_and_fits_80_columns(tmp_path: Pa
     too_wide = [line for line in out.splitlines() if len(line.rstrip()) > 80 and line not in commands]
     assert too_wide == []
     assert (tmp_path / "logs" / "metrics.jsonl").is_file()
+
+
+def test_demo_serve_keeps_serving_the_dashboard_until_ctrl_c(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        name: value for name, value in os.environ.items() if not name.startswith(("TURNOUT_", "FAKE_LLM_"))
+    }
+    env.update(COLUMNS="120", NO_COLOR="1", TURNOUT_CACHE_DIR=str(tmp_path / "cache"))
+    command = [sys.executable, "-m", "turnout.cli", "demo", "--users", "100", "--serve", "--port", str(port)]
+    with subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True) as server:
+        try:
+            assert server.stdout is not None
+            url = next((line.split()[1] for line in server.stdout if line.startswith("Dashboard: ")), None)
+            assert url == f"http://127.0.0.1:{port}/admin/ui/"
+            page = None
+            while page is None and server.poll() is None:  # it listens just after printing its address
+                try:
+                    page = httpx.get(url + "view/engines", timeout=5)
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            assert page is not None and page.status_code == 200
+            assert page.json()["role"] == "admin" and "engine.workflow" in page.json()["html"]
+            server.send_signal(signal.SIGINT)
+            assert server.wait(timeout=60) == 0
+        finally:
+            if server.poll() is None:
+                server.kill()

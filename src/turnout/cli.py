@@ -27,15 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one flat 
         help="your app's Turnout (or a function returning it): its engines registered in code count",
     )
 
-    demo = commands.add_parser("demo", help="route synthetic traffic through three engines")
-    demo.add_argument("--users", type=int, default=2000, help="synthetic users (%(default)s)")
-    demo.add_argument("--seed", type=int, default=7, help="for the users, their messages and the fake LLM")
-    demo.add_argument(
-        "--scenario",
-        choices=["chat", "bad-canary"],
-        default="chat",
-        help="chat: the example app under traffic; bad-canary: a failing canary rolled back on its own",
-    )
+    _add_demo_command(commands)
 
     commands.add_parser("plugins", help="list installed plugins: group, name, distribution, version")
 
@@ -113,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one flat 
         return run_bad_canary(seed=args.seed)
     from turnout.demo import run_demo
 
-    return run_demo(users=args.users, seed=args.seed)
+    return run_demo(users=args.users, seed=args.seed, serve=args.serve, port=args.port)
 
 
 def _validate(path: Path, *, use_env: bool, engines: str | None = None) -> int:
@@ -331,6 +323,24 @@ def _rule_text(index: int, rule: RuleConfig) -> str:
     disabled = " (disabled)" if not rule.enabled else ""
     shadow = f"; {_shadow_text(rule.shadow)}" if rule.shadow is not None else ""
     return f"{name}:{when} -> {action}{experiment}{shadow}{disabled}"
+
+
+def _add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser("demo", help="route synthetic traffic through three engines")
+    demo.add_argument("--users", type=int, default=2000, help="synthetic users (%(default)s)")
+    demo.add_argument("--seed", type=int, default=7, help="for the users, their messages and the fake LLM")
+    demo.add_argument(
+        "--scenario",
+        choices=["chat", "bad-canary"],
+        default="chat",
+        help="chat: the example app under traffic; bad-canary: a failing canary rolled back on its own",
+    )
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="then keep serving the example app and its web dashboard (on this machine only) until Ctrl-C",
+    )
+    demo.add_argument("--port", type=int, default=8000, help="the port --serve listens on (%(default)s)")
 
 
 if __name__ == "__main__":

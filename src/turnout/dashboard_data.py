@@ -97,6 +97,10 @@ class MetricsReader:
             problem=problem,
         )
 
+    def history(self) -> list[Snapshot]:
+        """With `since`: the lines of the time range read so far, oldest first (their `window` figures)."""
+        return sorted(self._in_range, key=lambda snap: snap.timestamp)
+
     def _nothing_to_show(self) -> str:
         if self.since is not None and self._newest is not None:
             newest = f"{self._newest:%Y-%m-%d %H:%M:%S %Z}".strip()

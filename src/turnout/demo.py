@@ -107,8 +107,11 @@ class _LogCollector:
         raise structlog.DropEvent
 
 
-def run_demo(*, users: int = 3000, seed: int = 7) -> int:
-    """Drive `users` synthetic users through the example app; print the dashboard and where files are."""
+def run_demo(*, users: int = 3000, seed: int = 7, serve: bool = False, port: int = 8000) -> int:
+    """Drive `users` synthetic users through the example app; print the dashboard and where files are.
+
+    With `serve`, then keep serving the example app and its web dashboard on 127.0.0.1:`port`.
+    """
     import structlog
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -170,6 +173,27 @@ def run_demo(*, users: int = 3000, seed: int = 7) -> int:
     ):
         console.print(f"  {command}", soft_wrap=True, highlight=False)
     console.print("  (the app answers POST /chat and GET /metrics)")
+    if serve:
+        return _serve(console, example, seed, port)
+    return 0
+
+
+def _serve(console: Any, example: Any, seed: int, port: int) -> int:
+    """Serve the example app with the dashboard at /admin/ui (and the admin API) until Ctrl-C."""
+    import uvicorn
+
+    from turnout.admin.ui import ui_app
+
+    turnout = example.create_turnout(seed=seed)  # the same files: the dashboard shows the run above
+    app = example.create_app(turnout)
+    # Loopback clients only, without a token: this is a demo on the user's own machine.
+    app.mount("/admin/ui", ui_app(turnout, insecure_local_only=True))
+    admin_app = getattr(importlib.import_module("turnout.admin"), "admin_app", None)
+    if admin_app is not None:
+        app.mount("/admin", admin_app(turnout, insecure_local_only=True, env={}))
+    console.print(f"\nDashboard: http://127.0.0.1:{port}/admin/ui/  (Ctrl-C to stop)", soft_wrap=True)
+    console.print(f"The app: POST http://127.0.0.1:{port}/chat", soft_wrap=True, highlight=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
     return 0
 
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from turnout.admin.auth import Auth
+from turnout.admin.auth import Auth, AuthError
 from turnout.admin.http import Admin, endpoint
 from turnout.admin.openapi import OPERATIONS, document
 
@@ -53,11 +53,8 @@ def build_admin_app(
         Route(path, _by_method(handlers), methods=list(handlers)) for path, handlers in by_path.items()
     ]
     routes += [Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])]
-    ui = _ui(turnout)
-    if isinstance(ui, list):
-        routes.append(Mount("/ui", routes=ui))
-    elif ui is not None:
-        routes.append(Mount("/ui", app=ui))
+    ui = _ui(turnout, auth)
+    routes.append(Mount("/ui", app=ui))
     return Starlette(routes=routes)
 
 
@@ -68,14 +65,18 @@ def _by_method(handlers: Mapping[str, Any]) -> Any:
     return dispatch
 
 
-def _ui(turnout: Turnout) -> Any:
-    """The web UI (an app or a list of routes), when this version of turnout has one."""
-    try:
-        from turnout.admin import ui  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    maker = getattr(ui, "ui_app", None) or getattr(ui, "ui_routes", None)
-    return maker(turnout) if maker is not None else None
+def _ui(turnout: Turnout, auth: Auth) -> Any:
+    """The web UI, checking callers exactly as this API does (same tokens, same loopback rule)."""
+    from turnout.admin.ui import Denied, ui_app
+
+    def role_of(request: Request) -> str:
+        client = request.client.host if request.client is not None else None
+        try:
+            return auth.caller(request.headers.get("authorization"), client).role
+        except AuthError as exc:
+            raise Denied(exc.status, str(exc)) from None
+
+    return ui_app(turnout, role_of=role_of)
 
 
 def docs_page(spec: Mapping[str, Any]) -> str:

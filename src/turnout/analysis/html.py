@@ -39,6 +39,11 @@ def render_html(reports: Report | Sequence[Report]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def report_section(report: Report) -> str:
+    """One report as an HTML fragment (no page around it): what the web dashboard shows."""
+    return "\n".join(_report(report))
+
+
 def _report(report: Report) -> list[str]:
     parts = [f"<h1>Experiment {escape(report.experiment)}</h1>", f"<p>{escape(_summary(report))}</p>"]
     for variant in report.variants:
