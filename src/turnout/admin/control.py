@@ -262,6 +262,34 @@ async def experiment_results(call: Call) -> Response:
     return ok(result.to_dict())
 
 
+# -- shadows ----------------------------------------------------------------------------
+
+
+async def list_shadows(call: Call) -> Response:
+    """`GET /shadows`: every flag that shadows a candidate engine, with this process's figures."""
+    from turnout.shadow_report import live_report
+
+    config = call.turnout.config
+    live = call.turnout.telemetry.live().get("shadows") or {}
+    found = [
+        key
+        for key, flag in config.flags.items()
+        if flag.shadow is not None or any(rule.shadow is not None for rule in flag.rules)
+    ]
+    return ok({"shadows": [live_report(key, live.get(key, {})).to_dict() for key in sorted(found)]})
+
+
+async def shadow_results(call: Call) -> Response:
+    """`GET /shadows/{flag}`: the same report as `turnout shadow report`, from this process's figures."""
+    from turnout.shadow_report import live_report
+
+    key = call.param("flag")
+    if key not in call.turnout.config.flags:
+        raise ApiError(404, f"no flag {key!r}")
+    live = call.turnout.telemetry.live().get("shadows") or {}
+    return ok(live_report(key, live.get(key, {})).to_dict())
+
+
 async def audit(call: Call) -> Response:
     """`GET /audit?limit=N`: the newest changes (flags, rollouts, registry), newest first."""
     raw = call.request.query_params.get("limit", "100")

@@ -222,6 +222,17 @@ OPERATIONS = (
         errors=(404, 409),
     ),
     Operation(
+        "GET", "/shadows", "read", control.list_shadows, "Every shadowed flag's comparison, per intent"
+    ),
+    Operation(
+        "GET",
+        "/shadows/{flag}",
+        "read",
+        control.shadow_results,
+        "A flag's shadow comparison (as `turnout shadow report` gives it)",
+        errors=(404,),
+    ),
+    Operation(
         "GET",
         "/audit",
         "read",
