@@ -9,6 +9,7 @@ import httpx
 import pytest
 from dashboard_scene import READ_TOKEN, WRITE_TOKEN, Scene, build_scene, tokens
 
+from turnout import RoutingContext, Turnout
 from turnout.admin.ui import token_roles, ui_app
 
 PAGES = ["", "flags/coordinator", "engines", "experiments/workflow-canary", "rollouts/coordinator"]
@@ -157,3 +158,30 @@ async def test_a_page_that_cannot_be_drawn_says_so_and_is_counted(
     assert answer.status_code == 500 and "the state store is gone" in answer.json()["error"]
     assert scene.turnout.failures.snapshot()["dashboard"] == {"OSError": 2}
     assert overview.status_code == 500
+
+
+async def test_engines_page_shows_each_shadow_run_per_intent() -> None:
+    turnout = Turnout(
+        {
+            "flags": {
+                "coordinator": {
+                    "variants": ["legacy", "graph"],
+                    "default": "legacy",
+                    "shadow": {"engine": "graph", "sample": 1.0, "comparator": "exact"},
+                }
+            },
+            "events": {"enabled": False},
+        },
+        env={},
+    )
+    turnout.add_engine("legacy", lambda message: message)
+    turnout.add_engine("graph", lambda message: message if message != "b" else "other")
+    for index, message in enumerate("abcd"):
+        await turnout.run("coordinator", message, context=RoutingContext(f"u{index}"))
+    assert await turnout.shadows.drain(30)
+    app = ui_app(turnout, tokens=tokens())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ui") as http:
+        html = (await http.get("/view/engines", headers=bearer(READ_TOKEN))).json()["html"]
+    assert "Shadow runs of coordinator" in html
+    assert "graph in the shadow of legacy, per intent" in html
+    assert "75% (" in html  # 3 of 4 compared answers matched, with its interval

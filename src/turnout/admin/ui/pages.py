@@ -141,7 +141,30 @@ def engines(look: Look) -> Page:
         parts.append(f"<h2>Experiment {escape(name)}: variants</h2>")
         parts.append(_figures_table(f"Variants of {name}", experiment.variants, look))
         parts.append(_experiment_charts(look, name))
+    parts += _shadow_tables(look)
     return Page("Engines", "\n".join(parts))
+
+
+def _shadow_tables(look: Look) -> list[str]:
+    """Each shadowed flag's comparison per intent: the rows of `turnout shadow report`, live."""
+    from turnout.shadow_report import HEADER, live_report, row_cells
+
+    live = look.turnout.telemetry.live().get("shadows") or {}
+    parts = []
+    for key, flag in look.config.flags.items():
+        if flag.shadow is None and all(rule.shadow is None for rule in flag.rules):
+            continue
+        report = live_report(key, live.get(key, {}))
+        parts.append(f"<h2>Shadow runs of {escape(key)}</h2>")
+        if not report.rows:
+            parts.append("<p>No shadow call compared yet in this process.</p>")
+            continue
+        for total in report.totals():
+            rows = [row for row in report.rows if (row.served, row.shadow) == (total.served, total.shadow)]
+            caption = f"{total.shadow} in the shadow of {total.served}, per intent"
+            cells = [[escape(cell) for cell in row_cells(row)] for row in [*rows, total]]
+            parts.append(_table(caption, HEADER, cells))
+    return parts
 
 
 def experiment(look: Look, name: str | None, by: str | None = None) -> Page:
