@@ -563,8 +563,11 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
     yield from _shared_guarded_experiments(config)
     for digest in config.ofrep.tokens:
         if not _SHA256.match(digest):
+            # The key is not in the path: it may be a token pasted where its hash belongs.
             yield ConfigIssue(
-                f"ofrep.tokens.{digest}", digest, "a token is given by its SHA-256 as 64 hex digits"
+                "ofrep.tokens",
+                digest,
+                "keys are the tokens' SHA-256 as 64 hex digits, never the tokens themselves",
             )
     for key, flag in config.flags.items():
         path = f"flags.{key}"
