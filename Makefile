@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test postgres lint typecheck pytest bench soak docs clean
 
-PLUGINS := plugins/turnout-langgraph plugins/turnout-posthog
+PLUGINS := plugins/turnout-langgraph plugins/turnout-posthog plugins/turnout-openfeature
 
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)

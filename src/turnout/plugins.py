@@ -1,7 +1,7 @@
 """Plugins discovered through entry points: a name maps to a factory.
 
 Groups: `turnout.engines`, `turnout.exporters`, `turnout.sinks`, `turnout.classifiers`,
-`turnout.notifiers`.
+`turnout.notifiers`, `turnout.providers`.
 Discovery is cached per process. `TURNOUT_DISABLE_PLUGIN_AUTOLOAD=1` turns it off and
 `[plugins] block = [...]` hides plugins by name (or `group:name`); a config can always name
 a factory directly as `"package.module:attribute"`, which needs no discovery.
@@ -25,6 +25,7 @@ GROUPS = (
     "turnout.sinks",
     "turnout.classifiers",
     "turnout.notifiers",
+    "turnout.providers",
 )
 DISABLE_ENV = "TURNOUT_DISABLE_PLUGIN_AUTOLOAD"
 
