@@ -58,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dash.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes with --watch")
     dash.add_argument("--config", type=Path, help="a turnout config whose health thresholds to use")
 
+    _add_import_command(commands)
     from turnout.rollouts.cli import add_rollout_command
 
     add_rollout_command(commands)
@@ -80,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from turnout.events.summary import summary_main
 
         return summary_main(args.url, args.since)
+    if args.command == "import":
+        return _import_growthbook(args.file, args.output)
     if args.command == "rollout":
         from turnout.rollouts.cli import run_rollout_command
 
@@ -99,6 +102,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     from turnout.demo import run_demo
 
     return run_demo(users=args.users, seed=args.seed)
+
+
+def _add_import_command(commands: Any) -> None:
+    imports = commands.add_parser("import", help="convert another tool's flags to turnout config")
+    sources = imports.add_subparsers(dest="import_source", required=True)
+    growthbook = sources.add_parser("growthbook", help="GrowthBook features (SDK payload JSON) to TOML")
+    growthbook.add_argument("file", type=Path, help="features.json, or the SDK payload with `features`")
+    growthbook.add_argument("-o", "--output", type=Path, help="write the TOML here (default: print it)")
+
+
+def _import_growthbook(path: Path, output: Path | None) -> int:
+    import json
+
+    from turnout.growthbook import GrowthBookImportError, import_features
+
+    try:
+        import tomli_w
+    except ImportError:
+        print('writing TOML needs tomli-w: pip install "turnout[cli]"', file=sys.stderr)
+        return 1
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(payload, dict):
+            raise ValueError("expected a JSON object of features")
+        config = import_features(payload)
+        validate_config(config, source=str(path))
+    except OSError as exc:
+        print(f"{path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except ConfigError as exc:
+        print(f"{path}: the converted flags do not validate: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"{path}: not JSON features: {exc}", file=sys.stderr)
+        return 1
+    except GrowthBookImportError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 1
+    text = tomli_w.dumps(config)
+    if output is None:
+        print(text, end="")
+    else:
+        output.write_text(text, encoding="utf-8")
+        print(f"wrote {len(config['flags'])} flags to {output}", file=sys.stderr)
+    return 0
 
 
 def _validate(path: Path, *, use_env: bool, engines: str | None = None) -> int:

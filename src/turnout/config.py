@@ -187,6 +187,8 @@ class RuleConfig(_Model):
     """Hashing seed (default: the experiment name, else `flag:rule`); keep it when ramping."""
     coverage: Fraction = 1.0
     """The share of users the split takes in (GrowthBook's coverage); the others skip the rule."""
+    hash: HashName | None = None
+    """This rule's bucketing hash (default: the flag's `hash`)."""
     guardrails: GuardrailsConfig | None = None
     """Thresholds the rule's variants must hold."""
     enabled: bool = True

@@ -256,16 +256,17 @@ def _compile_rule(
         else None
     )
     seed = rule.seed or rule.experiment or f"{key}:{name}"
+    algorithm = rule.hash or flag.hash
     splitter = rollout = None
     if rule.split is not None:
-        splitter = Splitter(rule.split, seed=seed, algorithm=flag.hash, coverage=rule.coverage)
+        splitter = Splitter(rule.split, seed=seed, algorithm=algorithm, coverage=rule.coverage)
         if rule.rollout is not None and rule.rollout.start is not None:  # validation requires a start
             start = rule.rollout.start.timestamp()
             steps = tuple(
                 Splitter(
                     weights_at_step(rule.split, flag.default, share),
                     seed=seed,
-                    algorithm=flag.hash,
+                    algorithm=algorithm,
                     coverage=rule.coverage,
                 )
                 for share in rule.rollout.steps
