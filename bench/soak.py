@@ -1,6 +1,6 @@
 """The long versions of tests/reliability, and the timings the tests do not assert.
 
-    python bench/soak.py                # about 3 minutes
+    python bench/soak.py                # about 12 minutes on 2 cores
     python bench/soak.py --requests 200000 --kills 20
 
 1. The reliability suite at soak sizes: the fault matrix over `--requests` requests, the

@@ -6,6 +6,7 @@ from typing import Any
 
 from examples.chat_coordinators.fake_llm import FakeLLM
 from turnout import Turnout, Workflow, current_context
+from turnout.comparators import Agreement, normalised
 
 KEYWORDS = {
     "refund": ("refund", "money back", "退款", "退钱"),
@@ -73,3 +74,14 @@ def make_workflow(turnout: Turnout, llm: FakeLLM) -> Workflow:
         return {"result": {**result, "resolved": resolved, "cost_usd": cost}}
 
     return workflow
+
+
+def same_outcome(served: dict[str, Any], shadow: dict[str, Any]) -> Agreement:
+    """Shadow comparator: the same intent and escalation match; the score is how alike the replies read."""
+    match = served["intent"] == shadow["intent"] and served["escalated"] == shadow["escalated"]
+    return Agreement(match, normalised(_untagged(served["reply"]), _untagged(shadow["reply"])).score)
+
+
+def _untagged(reply: str) -> str:
+    # The fake model marks each reply with its engine ("[legacy] ..."): not a difference in substance.
+    return reply.split("] ", 1)[1] if reply.startswith("[") and "] " in reply else reply

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 
 from turnout.config import HttpConfig
 from turnout.context import RoutingContext, _current
+from turnout.shadow import defer_shadows, stop_deferring
 from turnout.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -180,11 +181,35 @@ class TurnoutMiddleware:
         variant_header = self._variant_header
         if new_cookie is not None or variant_header is not None:
             send = self._wrap_send(send, scope, context, reader, new_cookie, variant_header)
+        if self.turnout.shadowing:
+            await self._call_with_shadows(scope, receive, send, context)
+            return
         token = _current.set(context)
         try:
             await self.app(scope, receive, send)
         finally:
             _current.reset(token)
+
+    async def _call_with_shadows(
+        self, scope: Scope, receive: Receive, send: Send, context: RoutingContext
+    ) -> None:
+        """Run the app holding its shadow calls back until the response has been sent."""
+        runner = self.turnout.shadows
+        pending, deferring = defer_shadows()
+        token = _current.set(context)
+
+        async def send_then_shadow(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False) and pending:
+                runner.start(pending)
+
+        try:
+            await self.app(scope, receive, send_then_shadow)
+        finally:
+            _current.reset(token)
+            stop_deferring(deferring)
+            if pending:  # the app ended without a complete response (or raised): start them now
+                runner.start(pending)
 
     @staticmethod
     def _wrap_send(

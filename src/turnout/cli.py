@@ -8,9 +8,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from turnout.config import FlagConfig, RuleConfig, TurnoutConfig, load_file, validate_config
+from turnout.config import FlagConfig, RuleConfig, ShadowConfig, TurnoutConfig, load_file, validate_config
 from turnout.errors import ConfigError, ConfigIssue, TurnoutError
-from turnout.references import attribute_issues, fallback_issues, variant_issues
+from turnout.references import attribute_issues, fallback_issues, shadow_issues, variant_issues
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,12 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     intent = commands.add_parser("intent", help="train and evaluate the fastText intent classifier")
     add_intent_commands(intent.add_subparsers(required=True))
 
-    events = commands.add_parser("events", help="aggregates of tracked events").add_subparsers(
-        dest="events_command", required=True
-    )
-    summary_cmd = events.add_parser("summary", help="events per day, top events, support-bot rates")
-    summary_cmd.add_argument("url", nargs="?", default="sqlite:///turnout_events.db")
-    summary_cmd.add_argument("--since", default="30d", help="e.g. 7d, 30d, 24h")
+    _add_events_command(commands)
+
+    from turnout.shadow_report import add_shadow_command
+
+    add_shadow_command(commands)
 
     dash = commands.add_parser("dashboard", help="per-engine and per-variant metrics from metrics.jsonl")
     dash.add_argument("path", nargs="?", default="logs/metrics.jsonl")
@@ -59,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dash.add_argument("--config", type=Path, help="a turnout config whose health thresholds to use")
 
     _add_import_command(commands)
+
     from turnout.rollouts.cli import add_rollout_command
 
     add_rollout_command(commands)
@@ -83,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return summary_main(args.url, args.since)
     if args.command == "import":
         return _import_growthbook(args.file, args.output)
+    if args.command == "shadow":
+        from turnout.shadow_report import run_shadow_command
+
+        return run_shadow_command(args)
     if args.command == "rollout":
         from turnout.rollouts.cli import run_rollout_command
 
@@ -102,6 +106,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from turnout.demo import run_demo
 
     return run_demo(users=args.users, seed=args.seed)
+
+
+def _add_events_command(commands: Any) -> None:
+    events = commands.add_parser("events", help="aggregates of tracked events").add_subparsers(
+        dest="events_command", required=True
+    )
+    summary_cmd = events.add_parser("summary", help="events per day, top events, support-bot rates")
+    summary_cmd.add_argument("url", nargs="?", default="sqlite:///turnout_events.db")
+    summary_cmd.add_argument("--since", default="30d", help="e.g. 7d, 30d, 24h")
 
 
 def _add_import_command(commands: Any) -> None:
@@ -171,7 +184,8 @@ def _validate(path: Path, *, use_env: bool, engines: str | None = None) -> int:
         # Without the app, an engine declared under [engines] with no target is taken to be
         # registered in code; anything else named is reported as something to check.
         known = declared | set(config.engines)
-        warnings = [_in_code(issue) for issue in fallback_issues(config, known)]
+        unknown = fallback_issues(config, known) + shadow_issues(config, known)
+        warnings = [_in_code(issue) for issue in unknown]
         warnings += [_in_code(issue) for issue in variant_issues(config, known)]
     warnings += attribute_issues(config)
     if warnings:
@@ -201,7 +215,8 @@ def _load_for_validate(
         raise ConfigError([*exc.issues, *targets], source=exc.source) from None
     declared = set(Turnout(config).engines)  # imports engine targets: a bad `target` is reported here
     in_code = _code_engines(engines) if engines is not None else None
-    if in_code is not None and (missing := fallback_issues(config, declared | in_code)):
+    known = declared | in_code if in_code is not None else declared
+    if in_code is not None and (missing := fallback_issues(config, known) + shadow_issues(config, known)):
         raise ConfigError(missing, source=str(path))
     return config, declared, in_code
 
@@ -232,11 +247,11 @@ def _in_code(issue: ConfigIssue) -> ConfigIssue:
 def _code_engines(spec: str) -> set[str]:
     """Engine names from `module:attr`: a Turnout (or a function returning one), a mapping of
     engines, or a list of names."""
-    import pkgutil
+    from turnout.imports import ImportTargetError, resolve
 
     try:
-        found = pkgutil.resolve_name(spec)
-    except (ImportError, AttributeError, ValueError) as exc:
+        found = resolve(spec)
+    except ImportTargetError as exc:
         raise TurnoutError(f"--engines {spec}: cannot import it: {exc}") from None
     if callable(found):
         found = found()
@@ -274,14 +289,14 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def _plugins() -> int:
-    from turnout.plugins import DISABLE_ENV, autoload_enabled, installed_plugins
+    from turnout.plugins import DISABLE_ENV, GROUPS, autoload_enabled, installed_plugins
 
     infos = installed_plugins()
     if not infos:
         print("No turnout plugins installed.")
         print("The first-party ones: pip install turnout-langgraph turnout-posthog")
         print("(LangGraph engines; the PostHog exporter and event sink). Others register under the")
-        print("entry-point groups turnout.engines, turnout.exporters, turnout.sinks, turnout.classifiers.")
+        print("entry-point groups " + ", ".join(GROUPS) + ".")
         return 0
     header = ("group", "name", "distribution", "version", "loads")
     rows = [
@@ -330,7 +345,16 @@ def _flag_lines(key: str, flag: FlagConfig) -> list[str]:
     for index, rule in enumerate(flag.rules):
         lines.append(f"    {index + 1}. {_rule_text(index, rule)}")
     lines.append(f"    else -> {flag.default}")
+    if flag.shadow is not None:
+        lines.append(f"    {_shadow_text(flag.shadow)}")
     return lines
+
+
+def _shadow_text(shadow: ShadowConfig) -> str:
+    return (
+        f"shadow: {shadow.engine} beside the served engine for {shadow.sample:.0%} of users, "
+        f"compared by {shadow.comparator}, never served"
+    )
 
 
 def _rule_text(index: int, rule: RuleConfig) -> str:
@@ -343,9 +367,16 @@ def _rule_text(index: int, rule: RuleConfig) -> str:
     if rule.rollout is not None:
         steps = " -> ".join(f"{s:g}%" for s in rule.rollout.steps)
         action += f", rollout {steps} every {rule.rollout.every:g}s"
+    if rule.guardrails is not None:
+        from turnout.rollouts.checks import describe
+
+        checks = ", ".join(describe(check) for check in rule.guardrails.all_checks())
+        action += f", guarded by {checks} ({rule.guardrails.action} after "
+        action += f"{rule.guardrails.failure_threshold} failed {rule.guardrails.interval:g}s intervals)"
     experiment = f" [experiment {rule.experiment}]" if rule.experiment else ""
     disabled = " (disabled)" if not rule.enabled else ""
-    return f"{name}:{when} -> {action}{experiment}{disabled}"
+    shadow = f"; {_shadow_text(rule.shadow)}" if rule.shadow is not None else ""
+    return f"{name}:{when} -> {action}{experiment}{shadow}{disabled}"
 
 
 if __name__ == "__main__":

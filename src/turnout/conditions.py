@@ -53,9 +53,13 @@ _COMBINERS = frozenset({"$and", "$or", "$nor"})
 _TYPES = frozenset({"string", "number", "boolean", "array", "object", "null", "undefined"})
 _ORDER = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
 _VERSION_ORDER = {
-    "$veq": operator.eq, "$vne": operator.ne, "$vgt": operator.gt,
-    "$vgte": operator.ge, "$vlt": operator.lt, "$vlte": operator.le,
-}  # fmt: skip
+    "$veq": operator.eq,
+    "$vne": operator.ne,
+    "$vgt": operator.gt,
+    "$vgte": operator.ge,
+    "$vlt": operator.lt,
+    "$vlte": operator.le,
+}
 _VERSION = re.compile(r"[vV]?([0-9]+(?:\.[0-9]+)*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]*)?")
 
 

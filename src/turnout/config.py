@@ -103,6 +103,8 @@ class EngineConfig(_Model):
     """The engine serving when this one raises, times out or its breaker is open (may be from code)."""
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
     """The engine's circuit breaker."""
+    shadow_safe: bool = True
+    """False when the engine has side effects (writes, payments, emails): it may never run as a shadow."""
 
 
 class RolloutConfig(_Model):
@@ -120,7 +122,7 @@ class CheckConfig(_Model):
     """One guardrail check on the treatment: a bound (`max` or `min`) or a margin against control."""
 
     metric: str = Field(min_length=1)
-    """success_rate, error_rate, mean_ms, p50_ms, p95_ms, p99_ms, or a custom per-request metric."""
+    """`success_rate`, `error_rate`, `mean_ms`, `p50_ms`, `p95_ms`, `p99_ms` or a custom per-request value."""
     max: float | None = None
     """The check fails when the treatment's value is above this."""
     min: float | None = None
@@ -168,6 +170,33 @@ class GuardrailsConfig(_Model):
         return [check for check in shorthand if check is not None] + list(self.checks)
 
 
+class ShadowConfig(_Model):
+    """Run a candidate engine beside the served one on a sampled share of traffic; it is never served."""
+
+    engine: str
+    """The candidate engine: called with the served call's arguments, its result only compared."""
+    sample: Fraction = 0.05
+    """Share of targeting keys shadowed; sticky, so the same users are shadowed every time."""
+    seed: str | None = None
+    """Salt of the sampling hash (default `shadow:<flag>:<engine>`), independent of any split."""
+    max_concurrency: int = Field(default=4, ge=1)
+    """Most calls of this shadow running at once in a process."""
+    queue_size: int = Field(default=100, ge=0)
+    """Calls waiting for a free slot; a sample arriving when the queue is full is skipped and counted."""
+    timeout_ms: float = Field(default=5000.0, gt=0)
+    """A shadow call running longer is abandoned and counted as a timeout."""
+    comparator: str = "normalised"
+    """How results are compared: exact, normalised, json, a `turnout.comparators` plugin or "module:attr"."""
+    match_score: Fraction = 1.0
+    """A comparator that gives only a score counts a match from this score on."""
+    mismatch_samples: int = Field(default=20, ge=0)
+    """Worst mismatches kept per (flag, served engine, shadow engine, intent) for inspection; 0 keeps none."""
+    sample_inputs: bool = True
+    """Keep the call's arguments in mismatch samples (false keeps the two results only)."""
+    sample_chars: int = Field(default=300, ge=0, le=100_000)
+    """Longest argument or result text kept in a mismatch sample (credentials masked, longer text cut)."""
+
+
 class RuleConfig(_Model):
     """One targeting rule: a condition, then a fixed variant or a split."""
 
@@ -190,9 +219,11 @@ class RuleConfig(_Model):
     hash: HashName | None = None
     """This rule's bucketing hash (default: the flag's `hash`)."""
     guardrails: GuardrailsConfig | None = None
-    """Thresholds the rule's variants must hold."""
+    """Checks the treatment must pass: steps advance only while they do; failures pause or roll back."""
     enabled: bool = True
     """`false` keeps the rule in the file but out of evaluation."""
+    shadow: ShadowConfig | None = None
+    """A candidate engine to run beside the one this rule serves (overrides the flag's `shadow`)."""
 
 
 class FlagConfig(_Model):
@@ -226,6 +257,8 @@ class FlagConfig(_Model):
     """Forced variants by targeting key (reason `OVERRIDE`), e.g. for QA accounts."""
     rules: list[RuleConfig] = Field(default_factory=list)
     """Ordered rules; the first that matches decides."""
+    shadow: ShadowConfig | None = None
+    """A candidate engine to run beside whichever engine serves this flag."""
 
 
 class IntentConfig(_Model):
@@ -392,14 +425,14 @@ class StateConfig(_Model):
     """Where state that outlives a process and is shared by replicas is kept (rollouts, audit log)."""
 
     url: str | None = None
-    """sqlite:///path or postgresql://...; by default turnout_state.db next to the SQLite events file."""
+    """`sqlite:///path` or `postgresql://...` (default: `turnout_state.db` next to the SQLite events file)."""
 
 
 class RolloutsConfig(_Model):
     """How guardrail actions are announced."""
 
     notifiers: list[str] = Field(default_factory=lambda: ["log"])
-    """log, webhook, or `turnout.notifiers` plugins by name."""
+    """`log`, `webhook`, or `turnout.notifiers` plugins by name."""
     notifier_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Options per notifier, e.g. `webhook = { url = "https://..." }`."""
 
@@ -559,6 +592,7 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
         if engine.target and engine.plugin:
             yield ConfigIssue(f"{path}.plugin", engine.plugin, "give `target` or `plugin`, not both")
     yield from _fallback_cycles(config)
+    yield from _check_shadows(config)
     yield from _check_analysis(config)
     if config.privacy.targeting_key == "hash" and not config.privacy.salt:
         yield ConfigIssue("privacy.salt", config.privacy.salt, 'targeting_key = "hash" needs a salt')
@@ -606,7 +640,7 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
             if rule.coverage < 1 and rule.split is None:
                 yield ConfigIssue(f"{rpath}.coverage", rule.coverage, "coverage applies to a `split`")
             if rule.guardrails is not None:
-                yield from _check_guardrails(rpath, rule)
+                yield from _check_guardrails(rpath, rule, config.metrics)
             if rule.when is not None:
                 try:
                     compile_condition(rule.when, path=f"{rpath}.when")
@@ -728,6 +762,28 @@ def _check_split(rpath: str, rule: RuleConfig, flag: FlagConfig) -> Iterator[Con
             )
 
 
+def shadow_settings(config: TurnoutConfig) -> Iterator[tuple[str, str, str | None, ShadowConfig]]:
+    """(path, flag, rule name or None for the flag's own, settings) of every configured shadow."""
+    for key, flag in config.flags.items():
+        if flag.shadow is not None:
+            yield f"flags.{key}.shadow", key, None, flag.shadow
+        for index, rule in enumerate(flag.rules):
+            if rule.shadow is not None:
+                yield f"flags.{key}.rules[{index}].shadow", key, rule.name or f"rule-{index}", rule.shadow
+
+
+def _check_shadows(config: TurnoutConfig) -> Iterator[ConfigIssue]:
+    # Engines registered in code are checked when they are (`add_engine(..., shadow_safe=False)`).
+    for path, _, _, shadow in shadow_settings(config):
+        engine = config.engines.get(shadow.engine)
+        if engine is not None and not engine.shadow_safe:
+            yield ConfigIssue(
+                f"{path}.engine",
+                shadow.engine,
+                f"engines.{shadow.engine}.shadow_safe is false: this engine may not run as a shadow",
+            )
+
+
 RATE_METRICS = frozenset({"success_rate", "error_rate"})
 QUANTILE_METRICS = frozenset({"p50_ms", "p95_ms", "p99_ms"})
 
@@ -749,7 +805,9 @@ def _shared_guarded_experiments(config: TurnoutConfig) -> Iterator[ConfigIssue]:
                 seen[rule.experiment] = path.removesuffix(".experiment")
 
 
-def _check_guardrails(rpath: str, rule: RuleConfig) -> Iterator[ConfigIssue]:
+def _check_guardrails(
+    rpath: str, rule: RuleConfig, metrics: Mapping[str, MetricConfig]
+) -> Iterator[ConfigIssue]:
     guardrails = rule.guardrails
     if guardrails is None:
         return
@@ -781,6 +839,14 @@ def _check_guardrails(rpath: str, rule: RuleConfig) -> Iterator[ConfigIssue]:
                 check.metric,
                 "a margin against control needs a rate or a mean (success_rate, error_rate, mean_ms, "
                 "or a custom metric): a percentile has no confidence interval here",
+            )
+        defined = metrics.get(check.metric)
+        if defined is not None and defined.type == "proportion":
+            yield ConfigIssue(
+                f"{cpath}.metric",
+                check.metric,
+                "a proportion metric is computed per user from events, for reports; guardrails check "
+                "per-request values (a mean metric recorded with turnout.record)",
             )
         if check.metric in RATE_METRICS and given in (["max"], ["min"]):
             bound = check.max if check.max is not None else check.min

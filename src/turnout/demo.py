@@ -150,6 +150,7 @@ def run_demo(*, users: int = 3000, seed: int = 7) -> int:
     metrics = turnout.config.telemetry.jsonl_path
     dashboard_main(metrics, None, False, console=console, telemetry=turnout.config.telemetry)
     _print_report(console, turnout.config)
+    _print_shadows(console, turnout)
     sink = turnout.config.events.sink
     if sink.startswith("sqlite:///"):
         sink = str(Path(sink.removeprefix("sqlite:///")).resolve())
@@ -163,8 +164,8 @@ def run_demo(*, users: int = 3000, seed: int = 7) -> int:
     for command in (
         f"{turnout_cmd} dashboard {metrics}",
         f"{turnout_cmd} events summary",
+        f"{turnout_cmd} shadow report coordinator {metrics}",
         f"{turnout_cmd} validate examples/chat_coordinators/turnout.toml",
-        f"{turnout_cmd} report workflow-canary --config examples/chat_coordinators/turnout.toml --by intent",
         f"{python} -m uvicorn examples.chat_coordinators.app:app",
     ):
         console.print(f"  {command}", soft_wrap=True, highlight=False)
@@ -245,9 +246,59 @@ def _print_report(console: Any, config: Any) -> None:
         from turnout.analysis import report
         from turnout.analysis.render import render_text
 
-        text = render_text(report("workflow-canary", config=config))
+        text = render_text(report("workflow-canary", config=config), width=console.width)
     except Exception as exc:  # the demo's traffic already ran; say why the report is missing
         console.print(f"\n(no experiment report: {type(exc).__name__}: {exc})", markup=False)
         return
     console.print("\n[bold]turnout report workflow-canary[/]")
     console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_shadows(console: Any, turnout: Any) -> None:
+    """Per intent, how the shadow engines agreed with the served ones during this run."""
+    from turnout.errors import MissingExtraError
+
+    try:
+        _shadow_tables(console, turnout)
+    except MissingExtraError as exc:  # the traffic already ran; say why the tables are missing
+        console.print(f"\n(no shadow table: {exc})", markup=False)
+
+
+def _shadow_tables(console: Any, turnout: Any) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from turnout.shadow_report import live_report
+
+    for flag, shadows in turnout.telemetry.live()["shadows"].items():
+        report = live_report(flag, shadows)
+        for total in report.totals():
+            console.print(
+                f"\nShadow run: {total.shadow} beside {total.served} (flag {flag}), never served",
+                style="bold",
+            )
+            # Narrow enough for 80 columns: failures and skipped samples go below the table.
+            table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+            table.add_column("intent", no_wrap=True)
+            for name in ("n", "match\n(95% CI)", "served\nms", "shadow\nms", "shadow-served ms\n(95% CI)"):
+                table.add_column(name, justify="right", no_wrap=True)
+            rows = [r for r in report.rows if (r.served, r.shadow) == (total.served, total.shadow)]
+            for row in [*rows, total]:
+                table.add_row(*_shadow_cells(row), style="bold" if row is total else None)
+            console.print(table)
+            console.print(
+                f"  {total.failed:,} shadow calls failed or timed out; "
+                f"{total.skipped:,} samples skipped for room."
+            )
+            console.print(f"  The worst mismatches: turnout shadow report {flag}", highlight=False)
+
+
+def _shadow_cells(row: Any) -> tuple[str, ...]:
+    ci, diff, diff_ci = row.match_ci, row.latency_diff_ms, row.latency_diff_ci
+    match = "-" if ci is None else f"{row.match_rate:.0%} ({ci[0] * 100:.0f}-{ci[1] * 100:.0f})"
+    latency = "-" if diff is None else f"{diff:+.0f}"
+    if diff_ci is not None:
+        latency += f" ({diff_ci[0]:+.0f}..{diff_ci[1]:+.0f})"
+    served = "-" if row.served_ms is None else f"{row.served_ms:.0f}"
+    shadow = "-" if row.shadow_ms is None else f"{row.shadow_ms:.0f}"
+    return row.intent, f"{row.compared:,}", match, served, shadow, latency

@@ -6,10 +6,10 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
-import importlib
 import inspect
 import threading
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from turnout.errors import (
     TurnoutError,
 )
 from turnout.failures import Failures
+from turnout.imports import ImportTargetError, resolve
 from turnout.telemetry.tracing import ENGINE_SPAN, engine_attributes, mark_fallback
 from turnout.types import Clock, EngineCallable
 
@@ -38,7 +39,17 @@ if TYPE_CHECKING:
 class Engine:
     """A named, versioned callable with its run settings."""
 
-    __slots__ = ("breaker", "fallback", "func", "is_async", "name", "pool", "timeout_s", "version")
+    __slots__ = (
+        "breaker",
+        "fallback",
+        "func",
+        "is_async",
+        "name",
+        "pool",
+        "shadow_safe",
+        "timeout_s",
+        "version",
+    )
 
     def __init__(
         self, name: str, func: EngineCallable, *, version: str, settings: EngineConfig, clock: Clock
@@ -49,6 +60,7 @@ class Engine:
         self.is_async = _is_async(func)
         self.timeout_s = settings.timeout_ms / 1000 if settings.timeout_ms else None
         self.fallback = settings.fallback
+        self.shadow_safe = settings.shadow_safe
         cb = settings.circuit_breaker
         self.breaker = CircuitBreaker(cb.failures, cb.reset_s, clock) if cb.enabled else None
         self.pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -274,9 +286,13 @@ class EngineSet:
         if decision.experiment is not None:
             ok = error is None and decision.reason not in _NOT_SERVED_BY_VARIANT
             self._metrics.record_variant(
-                decision.experiment, decision.flag, decision.variant, _ms(started), ok,
+                decision.experiment,
+                decision.flag,
+                decision.variant,
+                _ms(started),
+                ok,
                 error or (None if ok else decision.reason.value.title()),
-            )  # fmt: skip
+            )
 
     def _fallback_target(self, engine: Engine, tried: set[str]) -> Engine | None:
         target = self.engines.get(engine.fallback) if engine.fallback else None
@@ -314,11 +330,13 @@ def build_engine_set(
     telemetry: Telemetry,
     clock: Clock,
     previous: EngineSet | None = None,
+    shadow_unsafe: AbstractSet[str] = frozenset(),
 ) -> EngineSet:
     """Engines from code and config (targets, plugins); a bad target or plugin is a ConfigError.
 
     An engine whose breaker settings did not change keeps its breaker from `previous`, so a
-    reload does not close a breaker that is open for good reason.
+    reload does not close a breaker that is open for good reason. Engines named in
+    `shadow_unsafe` (registered in code with `shadow_safe=False`) may not run as shadows.
     """
     engines: dict[str, Engine] = {}
     issues: list[ConfigIssue] = []
@@ -345,6 +363,7 @@ def build_engine_set(
             continue
         version = version or settings.version or str(getattr(func, "version", "") or "0")
         engine = Engine(name, func, version=version, settings=settings, clock=clock)
+        engine.shadow_safe = settings.shadow_safe and name not in shadow_unsafe
         old = previous.engines.get(name) if previous is not None else None
         if old is not None and _same_breaker(old, engine):
             engine.breaker = old.breaker
@@ -362,22 +381,15 @@ def _same_breaker(old: Engine, new: Engine) -> bool:
 
 
 def import_target(target: str) -> Any:
-    """Import "package.module:attribute" (dotted attribute paths allowed)."""
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise TurnoutError(f"engine target {target!r} must look like 'package.module:attribute'")
+    """Import the engine "package.module:attribute" (dotted attribute paths allowed)."""
     try:
-        obj: Any = importlib.import_module(module_name)
-    except Exception as exc:
-        # Not only ImportError: a module that raises while importing is a config problem too.
-        raise TurnoutError(f"cannot import engine target {target!r}: {type(exc).__name__}: {exc}") from exc
-    for part in attribute.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise TurnoutError(
-                f"engine target {target!r}: {module_name} has no attribute {attribute!r}"
-            ) from None
+        obj = resolve(target)
+    except ImportTargetError as exc:
+        if exc.kind == "form":
+            raise TurnoutError(f"engine target {target!r} {exc}") from None
+        if exc.kind == "attribute":
+            raise TurnoutError(f"engine target {target!r}: {exc}") from None
+        raise TurnoutError(f"cannot import engine target {target!r}: {exc}") from exc
     if not callable(obj):
         raise TurnoutError(f"engine target {target!r} is not callable")
     return obj

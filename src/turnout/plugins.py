@@ -1,7 +1,7 @@
 """Plugins discovered through entry points: a name maps to a factory.
 
 Groups: `turnout.engines`, `turnout.exporters`, `turnout.sinks`, `turnout.classifiers`,
-`turnout.notifiers`, `turnout.providers`.
+`turnout.notifiers`, `turnout.comparators`, `turnout.providers`.
 Discovery is cached per process. `TURNOUT_DISABLE_PLUGIN_AUTOLOAD=1` turns it off and
 `[plugins] block = [...]` hides plugins by name (or `group:name`); a config can always name
 a factory directly as `"package.module:attribute"`, which needs no discovery.
@@ -10,7 +10,6 @@ a factory directly as `"package.module:attribute"`, which needs no discovery.
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from turnout.errors import TurnoutError, redact
+from turnout.imports import ImportTargetError, resolve
 
 GROUPS = (
     "turnout.engines",
@@ -25,6 +25,7 @@ GROUPS = (
     "turnout.sinks",
     "turnout.classifiers",
     "turnout.notifiers",
+    "turnout.comparators",
     "turnout.providers",
 )
 DISABLE_ENV = "TURNOUT_DISABLE_PLUGIN_AUTOLOAD"
@@ -133,14 +134,10 @@ def installed_plugins() -> list[PluginInfo]:
 
 
 def _import(target: str, group: str) -> Any:
-    module_name, _, attribute = target.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            obj = getattr(obj, part)
-    except Exception as exc:
-        raise PluginError(f"cannot import {target!r} for {group}: {type(exc).__name__}: {exc}") from exc
-    return obj
+        return resolve(target)
+    except ImportTargetError as exc:
+        raise PluginError(f"cannot import {target!r} for {group}: {exc}") from exc
 
 
 def _missing(group: str, name: str, block: Iterable[str], autoload: bool) -> str:

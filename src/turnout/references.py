@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 
 from turnout.conditions import compile_condition
-from turnout.config import TurnoutConfig, unknown_message
+from turnout.config import TurnoutConfig, shadow_settings, unknown_message
 from turnout.errors import ConditionError, ConfigIssue
 from turnout.flags import INTENT_ATTRIBUTES
 
@@ -22,6 +22,16 @@ def fallback_issues(config: TurnoutConfig, engines: Collection[str]) -> list[Con
         ConfigIssue(f"engines.{name}.fallback", engine.fallback, unknown_message("engine", engines))
         for name, engine in config.engines.items()
         if engine.fallback is not None and engine.fallback not in engines
+    ]
+
+
+def shadow_issues(config: TurnoutConfig, engines: Collection[str]) -> list[ConfigIssue]:
+    """Shadows that name an engine neither declared in the config nor in `engines`."""
+    known = {*config.engines, *engines}
+    return [
+        ConfigIssue(f"{path}.engine", shadow.engine, unknown_message("engine", known))
+        for path, _, _, shadow in shadow_settings(config)
+        if shadow.engine not in known
     ]
 
 

@@ -43,7 +43,10 @@ def compile_search(pattern: str, *, budget_s: float = SEARCH_BUDGET_S) -> Callab
     except (re.error, OverflowError, RecursionError, ValueError) as exc:
         raise ValueError(f"invalid regular expression: {exc}") from None
     ignore_case = bool(parsed.state.flags & re.IGNORECASE)
-    _check(list(parsed), ignore_case)
+    try:
+        _check(list(parsed), ignore_case)
+    except RecursionError:
+        raise ValueError("invalid regular expression: groups nested too deeply") from None
     try:
         search = regex.compile(pattern).search
     except (regex.error, OverflowError, RecursionError, ValueError) as exc:

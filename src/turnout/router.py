@@ -23,8 +23,9 @@ from turnout.failures import Failures
 from turnout.intent.signal import classify
 from turnout.privacy import Privacy
 from turnout.redact import redact_text
-from turnout.references import attribute_issues, fallback_issues, variant_issues
+from turnout.references import attribute_issues, fallback_issues, shadow_issues, variant_issues
 from turnout.rollouts import Rollouts
+from turnout.shadow import ShadowRunner, unsafe_shadows
 from turnout.snapshot import Builder, Snapshot, event_tracker, needs_restart
 from turnout.telemetry.hub import Telemetry
 from turnout.telemetry.metrics import Measure, MetricsRegistry
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
     from opentelemetry.trace import TracerProvider
 
+    from turnout.comparators import Comparator
     from turnout.decorators import BoundEngine
     from turnout.events.sinks import EventSink
     from turnout.telemetry.exporters import Exporter
@@ -60,6 +62,7 @@ class Turnout:
         tracer_provider: TracerProvider | None = None,
         exporters: Sequence[Exporter] = (),
         event_sinks: Sequence[EventSink] | None = None,
+        comparators: Mapping[str, Comparator] | None = None,
     ) -> None:
         from turnout import __version__
 
@@ -70,7 +73,19 @@ class Turnout:
         )
         self._clock = clock
         self._code_engines: dict[str, tuple[EngineCallable, str | None]] = {}
-        self._builder = Builder(self._code_engines, classifier, self.failures, self.telemetry, clock)
+        self._shadow_unsafe: set[str] = set()
+        self._builder = Builder(
+            self._code_engines,
+            classifier,
+            self.failures,
+            self.telemetry,
+            clock,
+            comparators=dict(comparators or {}),
+            shadow_unsafe=self._shadow_unsafe,
+        )
+        self.shadows = ShadowRunner(
+            self.telemetry.shadows, self.failures, self.telemetry.tracing, self.classify
+        )
         self._path = Path(path) if path is not None else None
         self._env = env
         self._watcher = (
@@ -142,8 +157,9 @@ class Turnout:
         return snapshot
 
     def _check_fallbacks(self, snapshot: Snapshot) -> None:
-        """Raise a ConfigError for each fallback naming an engine neither declared nor registered."""
-        issues = fallback_issues(snapshot.config, snapshot.engines.engines)
+        """Raise a ConfigError for each fallback or shadow naming an engine not declared nor registered."""
+        engines = snapshot.engines.engines
+        issues = fallback_issues(snapshot.config, engines) + shadow_issues(snapshot.config, engines)
         if issues:
             raise ConfigError(issues, source=snapshot.source)
 
@@ -190,8 +206,11 @@ class Turnout:
         self._apply_privacy(snapshot.config)
         later = needs_restart(previous, snapshot.config)
         if later:
-            _log.warning("turnout.reload_needs_restart", settings=later,
-                         note="these settings take effect when the app restarts")  # fmt: skip
+            _log.warning(
+                "turnout.reload_needs_restart",
+                settings=later,
+                note="these settings take effect when the app restarts",
+            )
         _log.info("turnout.reloaded", source=source, flags=sorted(snapshot.flags))
         for listener in tuple(self._reload_listeners):
             try:
@@ -236,9 +255,14 @@ class Turnout:
     def record(self, name: str, value: float, *, flag: str | None = None) -> bool:
         """Record a per-request value (cost, tokens, quality) for the variant serving this request.
 
-        Reports compare it per user like any metric (`[metrics.NAME] type = "mean"`). Never raises.
+        Reports compare it per user like any metric (`[metrics.NAME] type = "mean"`); guardrail checks
+        on `name` read it per request. Never raises.
         """
-        return self.events.record(name, value, flag=flag)
+        recorded = self.events.record(name, value, flag=flag)
+        context = current_context()
+        if context is not None:
+            self.rollouts.record(name, value, context.decisions.values(), flag=flag)
+        return recorded
 
     def identify(self, distinct_id: str, traits: Mapping[str, Any] | None = None) -> bool:
         """Queue an `$identify` event setting `traits` on `distinct_id`."""
@@ -246,24 +270,57 @@ class Turnout:
 
     # -- engines -------------------------------------------------------------------------
 
-    def engine(self, name: str, *, version: str | None = None) -> Callable[[F], F]:
+    def engine(self, name: str, *, version: str | None = None, shadow_safe: bool = True) -> Callable[[F], F]:
         """Decorator: register the function as engine `name`."""
 
         def register(func: F) -> F:
-            self.add_engine(name, func, version=version)
+            self.add_engine(name, func, version=version, shadow_safe=shadow_safe)
             return func
 
         return register
 
-    def add_engine(self, name: str, engine: EngineCallable, *, version: str | None = None) -> None:
-        """Register a sync or async callable as engine `name` (config settings for it apply)."""
+    def add_engine(
+        self, name: str, engine: EngineCallable, *, version: str | None = None, shadow_safe: bool = True
+    ) -> None:
+        """Register a sync or async callable as engine `name` (config settings for it apply).
+
+        `shadow_safe=False` marks an engine with side effects: a config naming it as a shadow is refused.
+        """
         if not callable(engine):
             raise TypeError(f"engine {name!r} must be callable, got {type(engine).__name__}")
+        before = self._code_engines.get(name), name in self._shadow_unsafe
         self._code_engines[name] = (engine, version)
+        if shadow_safe:
+            self._shadow_unsafe.discard(name)
+        else:
+            self._shadow_unsafe.add(name)
         snapshot = self._snapshot
-        self._snapshot = dataclasses.replace(
-            snapshot, engines=self._builder.engines(snapshot.config, snapshot)
-        )
+        try:
+            engines = self._builder.engines(snapshot.config, snapshot)
+            issues = unsafe_shadows(snapshot.shadows, engines)
+            if issues:
+                raise ConfigError(issues)
+        except BaseException:
+            self._restore_engine(name, *before)
+            raise
+        self._snapshot = dataclasses.replace(snapshot, engines=engines)
+
+    def _restore_engine(
+        self, name: str, registered: tuple[EngineCallable, str | None] | None, unsafe: bool
+    ) -> None:
+        if registered is None:
+            self._code_engines.pop(name, None)
+        else:
+            self._code_engines[name] = registered
+        if unsafe:
+            self._shadow_unsafe.add(name)
+        else:
+            self._shadow_unsafe.discard(name)
+
+    @property
+    def shadowing(self) -> bool:
+        """Whether the configuration in force runs any shadow engine."""
+        return bool(self._snapshot.shadows.plans)
 
     @property
     def engines(self) -> Mapping[str, Engine]:
@@ -340,13 +397,18 @@ class Turnout:
         """Run the engine a decision chose, on the config it was made with: timeout, fallback, breaker."""
         snapshot = snapshot or self._snapshot
         engine, decision = snapshot.engines.resolve(decision, snapshot.default_of(decision))
+        shadow = snapshot.shadows.plan(decision, ctx) if snapshot.shadows.plans else None
         token = _current.set(ctx) if _current.get() is not ctx else None
+        started = perf_counter() if shadow is not None else 0.0
         try:
             result, final = await snapshot.engines.arun(engine, decision, args, kwargs)
         finally:
             if token is not None:
                 _current.reset(token)
         ctx.decisions[decision.flag] = final
+        if shadow is not None:
+            served_ms = (perf_counter() - started) * 1000.0
+            self.shadows.offer(shadow, snapshot.engines, ctx, args, kwargs, result, served_ms, final)
         return result
 
     def run_decision_sync(
@@ -360,13 +422,18 @@ class Turnout:
         """`run_decision` for sync code and sync engines."""
         snapshot = snapshot or self._snapshot
         engine, decision = snapshot.engines.resolve(decision, snapshot.default_of(decision))
+        shadow = snapshot.shadows.plan(decision, ctx) if snapshot.shadows.plans else None
         token = _current.set(ctx) if _current.get() is not ctx else None
+        started = perf_counter() if shadow is not None else 0.0
         try:
             result, final = snapshot.engines.run(engine, decision, args, kwargs)
         finally:
             if token is not None:
                 _current.reset(token)
         ctx.decisions[decision.flag] = final
+        if shadow is not None:
+            served_ms = (perf_counter() - started) * 1000.0
+            self.shadows.offer(shadow, snapshot.engines, ctx, args, kwargs, result, served_ms, final)
         return result
 
     def _intent_view(self, ctx: RoutingContext) -> Mapping[str, Any]:
@@ -418,10 +485,12 @@ class Turnout:
             raise
 
     async def stop(self) -> None:
-        """Stop background work; exporters get a final snapshot."""
+        """Stop background work; shadow calls get up to their timeout, exporters a final snapshot."""
         if self._watcher is not None:
             await self._watcher.stop()
         await self.rollouts.stop()
+        await self.shadows.drain(self._snapshot.shadows.longest_timeout_s + 1.0)
+        self.shadows.close()
         await self.events.stop()
         await self.telemetry.stop()
 

@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
+from turnout.comparators import Comparator
 from turnout.config import TurnoutConfig
 from turnout.decision import Decision, Reason
 from turnout.engines import EngineSet, build_engine_set
@@ -19,6 +21,7 @@ from turnout.events.tracker import SinkConfigError
 from turnout.failures import Failures
 from turnout.flags import CompiledFlag, Gates, compile_flags
 from turnout.intent.signal import classifier_key, configured_classifier
+from turnout.shadow import NO_SHADOWS, ShadowPlans, compile_shadows, unsafe_shadows
 from turnout.telemetry.hub import Telemetry, check_exporters
 from turnout.types import Classifier, Clock, EngineCallable
 
@@ -35,6 +38,7 @@ class Snapshot:
     classifier_key: tuple[Any, ...] = ()
     retired: Mapping[str, Decision] = field(default_factory=dict)
     """The last default of every flag an earlier config declared and this one does not."""
+    shadows: ShadowPlans = NO_SHADOWS
 
     def default_of(self, decision: Decision) -> Decision:
         """The flag default's decision (for a variant whose engine is missing)."""
@@ -68,6 +72,8 @@ class Builder:
     clock: Clock
     gates: Gates = field(default_factory=dict)
     """Where guarded rules stand, shared by every build so a reload keeps them."""
+    comparators: Mapping[str, Comparator] = field(default_factory=dict)
+    shadow_unsafe: AbstractSet[str] = frozenset()
 
     def build(self, config: TurnoutConfig, source: str | None, previous: Snapshot | None) -> Snapshot:
         """Compile `config`; anything that cannot be built is one ConfigError naming its path."""
@@ -77,6 +83,9 @@ class Builder:
                 [ConfigIssue(f"telemetry.exporters[{i}]", name, message) for i, name, message in problems]
             )
         flags = compile_flags(config, self.failures, self.gates)
+        shadows, issues = compile_shadows(config, self.comparators)
+        if issues:
+            raise ConfigError(issues)
         key = classifier_key(config)
         if self.explicit_classifier is not None:
             classifier = self.explicit_classifier
@@ -85,7 +94,12 @@ class Builder:
         else:
             classifier = configured_classifier(config)
         engines = self.engines(config, previous)
-        return Snapshot(config, flags, engines, source, classifier, key, retired_flags(flags, previous))
+        issues = unsafe_shadows(shadows, engines)
+        if issues:
+            raise ConfigError(issues)
+        return Snapshot(
+            config, flags, engines, source, classifier, key, retired_flags(flags, previous), shadows
+        )
 
     def engines(self, config: TurnoutConfig, previous: Snapshot | None) -> EngineSet:
         """The engines for `config` (breakers and pools carried over from `previous`)."""
@@ -96,6 +110,7 @@ class Builder:
             telemetry=self.telemetry,
             clock=self.clock,
             previous=previous.engines if previous is not None else None,
+            shadow_unsafe=self.shadow_unsafe,
         )
 
 
@@ -127,7 +142,7 @@ def event_tracker(
 
 
 def needs_restart(previous: TurnoutConfig, new: TurnoutConfig) -> list[str]:
-    """Settings a reload cannot apply to loops already running (exporters, interval, events)."""
+    """Settings a reload cannot apply to loops already running (exporters, interval, events, state)."""
     old_t, new_t = previous.telemetry, new.telemetry
     return [
         name
@@ -136,6 +151,8 @@ def needs_restart(previous: TurnoutConfig, new: TurnoutConfig) -> list[str]:
             ("telemetry.snapshot_interval_s", old_t.snapshot_interval_s != new_t.snapshot_interval_s),
             ("telemetry.jsonl_path", old_t.jsonl_path != new_t.jsonl_path),
             ("events", previous.events != new.events),
+            ("state", previous.state != new.state),
+            ("rollouts", previous.rollouts != new.rollouts),
         )
         if changed
     ]

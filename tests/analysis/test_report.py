@@ -324,3 +324,20 @@ def test_no_rule_is_suggested_for_a_segment_with_too_few_users(tmp_path: Path) -
     r = report("wf", config=config(min_users=1001), events=events, metrics_path="none", by="intent")
     assert any(s.result.significant for s in r.segments)
     assert r.suggestions == ()
+
+
+def test_text_fits_a_terminal_when_given_its_width(tmp_path: Path) -> None:
+    events = simulate(
+        tmp_path,
+        users={"legacy": 900, "workflow": 900},
+        resolve={"legacy": {"refund": 0.3, "order_status": 0.6, "chitchat": 0.5}, "workflow": 0.5},
+        cost={"legacy": 0.010, "workflow": 0.012},
+    )
+    metrics = metrics_file(tmp_path, {"legacy": (4000, 0.98, 800, 200), "workflow": (4000, 0.97, 900, 250)})
+    r = report("wf", config=config(), events=events, metrics_path=metrics, by="intent")
+    narrow = render_text(r, width=80)
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert "  resolved (primary)" in narrow and "change " in narrow and "P(better)" in narrow
+    wide = render_text(r)
+    assert max(len(line) for line in wide.splitlines()) > 80  # one row per metric
+    assert render_text(r, width=400) == wide

@@ -112,6 +112,22 @@ async def test_bad_input_is_a_422_and_metrics_are_served(monkeypatch: pytest.Mon
     assert "engine" not in (await _openapi_params(app))
 
 
+async def test_the_graph_answers_in_the_shadow_of_the_served_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    turnout, _, app = make(monkeypatch)
+    for index in range(60):
+        response = await chat(app, f"free-{index}", "free", "Where is my package?")
+        assert response.json()["variant"] in {"legacy", "workflow"}  # never the shadow
+    assert await turnout.shadows.drain(30)
+    shadows = turnout.telemetry.live()["shadows"]["coordinator"]
+    compared = sum(
+        stats["compared"] + stats["timeouts"] + sum(stats["errors"].values())
+        for pair in shadows.values()
+        for stats in pair["intents"].values()
+    )
+    assert 0 < compared < 60  # a sticky fifth of the users
+    assert {pair["shadow"] for pair in shadows.values()} == {"langgraph"}
+
+
 async def _openapi_params(app: Any) -> list[str]:
     operation = app.openapi()["paths"]["/chat"]["post"]
     return [p["name"] for p in operation.get("parameters", [])]

@@ -20,7 +20,7 @@ settings.register_profile(
 settings.register_profile(
     "soak",
     parent=settings.get_profile("fuzz"),
-    max_examples=50_000,
+    max_examples=20_000,
     derandomize=False,
 )
 settings.register_profile("fuzz-run", settings.get_profile(os.environ.get("TURNOUT_FUZZ_PROFILE", "fuzz")))

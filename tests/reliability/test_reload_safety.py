@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +84,7 @@ def test_without_any_default_the_error_names_the_flag_and_the_setting() -> None:
 
 
 def test_a_flag_dropped_twice_keeps_its_last_default() -> None:
-    t = with_engines(Turnout({"flags": {FLAG: json.loads('{"variants": ["legacy"], "default": "legacy"}')}}))
+    t = with_engines(Turnout({"flags": {FLAG: {"variants": ["legacy"], "default": "legacy"}}}, env={}))
     t.reload({})
     t.reload({"routing": {"default_engine": "workflow"}})
     assert t.decide(FLAG, RoutingContext("u1")).engine == "legacy"  # what it last had, not the setting

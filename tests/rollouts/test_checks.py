@@ -8,7 +8,7 @@ import pytest
 
 from turnout.config import GuardrailsConfig, validate_config
 from turnout.errors import ConfigError
-from turnout.rollouts.checks import CheckResult, Outcome, interval_outcome, run_checks
+from turnout.rollouts.checks import CheckResult, Outcome, higher_is_better, interval_outcome, run_checks
 from turnout.rollouts.windows import VariantWindow
 
 
@@ -16,7 +16,11 @@ def window(
     requests: int, failures: int = 0, latency_ms: float = 100.0, **values: list[float]
 ) -> VariantWindow:
     w = VariantWindow(
-        requests=requests, failures=failures, total_ms=requests * latency_ms, values=dict(values)
+        requests=requests,
+        failures=failures,
+        total_ms=requests * latency_ms,
+        squares_ms=requests * latency_ms**2,
+        values=dict(values),
     )
     for _ in range(requests):
         w.sketch.add(latency_ms)
@@ -197,8 +201,6 @@ def rates(requests: int, success_rate: float) -> VariantWindow:
 
 
 def margin(metric: str, by: float) -> dict[str, object]:
-    # Margins against control use turnout.analysis, which lands with the experiment analysis work.
-    pytest.importorskip("turnout.analysis")
     return {"checks": [{"metric": metric, "no_worse_than_control_by": by}], "min_samples": 100}
 
 
@@ -218,12 +220,13 @@ def test_a_margin_against_control_is_judged_on_the_interval_not_the_point_estima
 
 def test_a_margin_on_a_mean_is_a_fraction_of_control() -> None:
     slower = window(2000, latency_ms=130.0)
-    for value in (60.0, 200.0) * 100:  # some spread, so the interval has a width
-        slower.sketch.add(value)
+    slower.squares_ms += 2000 * 40.0**2  # a standard deviation of 40 ms, so the interval has a width
     (failed,) = check(margin("mean_ms", 0.1), slower, window(2000, latency_ms=100.0))
     assert failed.outcome is Outcome.FAIL
     assert "worse at 95% confidence > 10.0% allowed" in failed.reason
-    (passed,) = check(margin("mean_ms", 0.1), window(2000, latency_ms=101.0), window(2000, latency_ms=100.0))
+    steady = window(2000, latency_ms=101.0)
+    steady.squares_ms += 2000 * 10.0**2
+    (passed,) = check(margin("mean_ms", 0.1), steady, window(2000, latency_ms=100.0))
     assert passed.outcome is Outcome.PASS
 
 
@@ -245,6 +248,44 @@ def test_at_100_percent_there_is_no_control_to_compare_with() -> None:
     windows = {"workflow": window(500)}
     results = run_checks(guardrails, windows, control="legacy", treatments=["workflow"], with_control=False)
     assert [(r.check, r.outcome) for r in results] == [("success rate ≥ 0.90", Outcome.PASS)]
+
+
+def test_a_custom_metric_where_up_is_good_follows_its_metrics_definition() -> None:
+    config = validate_config({"metrics": {"quality": {"type": "mean", "direction": "increase"}}})
+    worse = window(500, quality=[500.0, 300.0, 200.0])  # mean 0.6
+    better = window(500, quality=[500.0, 400.0, 340.0])  # mean 0.8
+    guardrails = GuardrailsConfig.model_validate(margin("quality", 0.05))
+    windows = {"workflow": worse, "legacy": better}
+    (as_quality,) = run_checks(
+        guardrails,
+        windows,
+        control="legacy",
+        treatments=["workflow"],
+        higher_is_better=higher_is_better(config),
+    )
+    assert as_quality.outcome is Outcome.FAIL  # lower quality is worse
+    (as_cost,) = run_checks(guardrails, windows, control="legacy", treatments=["workflow"])
+    assert as_cost.outcome is Outcome.PASS  # read as a cost, lower is better
+
+
+def test_a_relative_margin_on_a_control_mean_of_zero_is_inconclusive() -> None:
+    free = window(500, cost_usd=[500.0, 0.0, 0.0])
+    paid = window(500, cost_usd=[500.0, 5.0, 0.06])
+    (result,) = check(margin("cost_usd", 0.1), paid, free)
+    assert result.outcome is Outcome.INCONCLUSIVE
+    assert result.reason == (
+        "workflow cost_usd vs legacy: inconclusive, a relative lift needs a control mean other than 0"
+    )
+
+
+def test_a_proportion_metric_cannot_be_a_guardrail_check() -> None:
+    config = canary({"checks": [{"metric": "resolved", "min": 0.5}]})
+    config["metrics"] = {"resolved": {"type": "proportion", "event": "session.resolved"}}
+    with pytest.raises(ConfigError) as raised:
+        validate_config(config)
+    (issue,) = raised.value.issues
+    assert (issue.path, issue.value) == ("flags.f.rules[0].guardrails.checks[0].metric", "resolved")
+    assert "a proportion metric is computed per user from events" in issue.message
 
 
 def test_a_margin_with_too_little_control_traffic_is_inconclusive() -> None:

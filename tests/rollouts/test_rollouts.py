@@ -215,6 +215,19 @@ async def test_a_restarted_process_resumes_where_the_rollout_stands(make_canary:
     assert third.treated() == set()
 
 
+async def test_a_store_that_cannot_be_read_when_made_is_counted(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'turnout_state.db'}"
+    (tmp_path / "turnout_state.db").write_text("not a database")
+    canary = Canary(url, FakeClock())
+    assert canary.turnout.failures.count("rollouts") == 1
+    assert len(canary.treated()) > 0  # served at the first step
+
+
+def test_making_a_turnout_creates_no_state_file(tmp_path: Path) -> None:
+    Canary(f"sqlite:///{tmp_path / 'turnout_state.db'}", FakeClock())
+    assert not (tmp_path / "turnout_state.db").exists()
+
+
 async def test_a_rollout_before_its_start_is_not_checked(make_canary: MakeCanary) -> None:
     canary = make_canary(FakeClock(START - 10 * INTERVAL))
     canary.failing = True
@@ -225,6 +238,7 @@ async def test_a_rollout_before_its_start_is_not_checked(make_canary: MakeCanary
 
 async def test_start_runs_the_loop_and_stop_ends_it(state_url: str) -> None:
     turnout = Turnout(canary_config(state_url), env={})
+    turnout.add_engine("legacy", str)
     await turnout.start()
     assert turnout.rollouts._task is not None
     assert turnout.rollouts.tick_interval() == 30.0
@@ -237,6 +251,7 @@ async def test_a_reload_that_adds_guardrails_is_acted_on(state_url: str) -> None
     guardrails = config["flags"]["coordinator"]["rules"][0].pop("guardrails")
     clock = FakeClock()
     turnout = Turnout(config, clock=clock, env={})
+    turnout.add_engine("legacy", str)
     await turnout.start()
     await turnout.rollouts.tick()  # nothing to check: the store is not even opened
     assert turnout.rollouts._store is None
@@ -262,25 +277,46 @@ def test_a_time_only_rollout_warns_at_load(state_url: str) -> None:
 async def test_a_broken_store_fails_open(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     canary = Canary(f"sqlite:///{tmp_path / 'file' / 'state.db'}", FakeClock())
-    assert canary.turnout.failures.count("rollouts") == 1  # reading the state when made
     await canary.traffic()
     await canary.turnout.rollouts.tick()
-    assert canary.turnout.failures.count("rollouts") == 2
+    assert canary.turnout.failures.count("rollouts") == 1
     assert len(canary.treated()) > 0  # served at the first step meanwhile
 
 
 async def test_a_custom_metric_check_rolls_back_a_canary_that_costs_too_much(make_canary: MakeCanary) -> None:
     canary = make_canary(checks=[{"metric": "cost_usd", "max": 0.02}], failure_threshold=2)
-    rollouts = canary.turnout.rollouts
-    for _ in range(2):
-        for user in USERS:
-            decision = canary.turnout.decide("coordinator", RoutingContext(user))
-            rollouts.observe(
-                "wf-canary", decision.variant, "cost_usd", 0.05 if decision.variant == "workflow" else 0.01
-            )
-        canary.clock.now += INTERVAL
-        await rollouts.tick()
-    status = rollouts.status("coordinator")
-    assert status.state == "rolled_back"
+    turnout = canary.turnout
+
+    def legacy(message: str) -> str:
+        turnout.record("cost_usd", 0.01)
+        return message
+
+    def workflow(message: str) -> str:
+        turnout.record("cost_usd", 0.05)  # five times dearer
+        return message
+
+    turnout.add_engine("legacy", legacy)
+    turnout.add_engine("workflow", workflow)
+    assert await canary.interval() == "running"
+    assert await canary.interval() == "rolled_back"
+    status = turnout.rollouts.status("coordinator")
     assert status.history[-1].reason.startswith("workflow cost_usd 0.05 > 0.02 over ")
     assert status.history[-1].reason.endswith(" values in 2 consecutive 30 s intervals")
+
+
+async def test_values_of_experiments_without_guardrails_are_not_kept(make_canary: MakeCanary) -> None:
+    rollouts = make_canary().turnout.rollouts
+    rollouts.observe("some-other-experiment", "b", "cost_usd", 1.0)
+    rollouts.observe("wf-canary", "workflow", "cost_usd", float("nan"))
+    assert rollouts._recorder.cut("some-other-experiment") == {}
+    assert rollouts._recorder.cut("wf-canary") == {}
+
+
+def test_a_reload_names_state_and_notifier_changes_as_needing_a_restart(state_url: str) -> None:
+    config = canary_config(state_url)
+    turnout = Turnout(config, env={})
+    changed = {**config, "state": {"url": state_url + ".other"}, "rollouts": {"notifiers": ["log"]}}
+    with capture_logs() as logs:
+        turnout.reload(changed)
+    warning = next(entry for entry in logs if entry["event"] == "turnout.reload_needs_restart")
+    assert {"state", "rollouts"} <= set(warning["settings"])

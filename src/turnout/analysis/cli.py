@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -76,7 +77,9 @@ def run_report_command(args: argparse.Namespace) -> int:
     elif args.format == "html":
         text = render_html(reports)
     else:
-        text = "\n".join(render_text(r) for r in reports)
+        # A terminal gets lines that fit it; a file or a pipe gets one table row per metric.
+        width = shutil.get_terminal_size().columns if args.output is None and sys.stdout.isatty() else None
+        text = "\n".join(render_text(r, width) for r in reports)
     if args.output is not None:
         args.output.write_text(text, encoding="utf-8")
         print(f"wrote {args.output}")

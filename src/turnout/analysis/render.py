@@ -1,6 +1,12 @@
-"""A report as plain text, for the terminal and for logs (`turnout report`)."""
+"""A report as plain text, for the terminal and for logs (`turnout report`).
+
+Without a width the metrics are tables, one row each; with a width (a terminal's) prose is
+wrapped to it, and a table that would not fit becomes a few short lines per metric.
+"""
 
 from __future__ import annotations
+
+import textwrap
 
 from turnout.analysis.report import MetricResult, Report, VariantResult
 from turnout.analysis.summaries import Means, Summary
@@ -8,16 +14,17 @@ from turnout.analysis.summaries import Means, Summary
 _HEADER = ("metric", "role", "control", "treatment", "change [CI]", "relative [CI]", "p adj.", "P(better)")
 
 
-def render_text(report: Report) -> str:
-    """The report as lines of text: users and split, then per variant its verdict and metric table."""
-    lines = [_title(report), _users(report)]
+def render_text(report: Report, width: int | None = None) -> str:
+    """The report as lines of text: users and split, then per variant its verdict and metrics."""
+    lines = [*_wrap(_title(report), width), *_wrap(_users(report), width, "  ")]
     for variant in report.variants:
-        lines += ["", *_variant(report, variant)]
+        lines += ["", *_variant(report, variant, width)]
     if report.by is not None:
-        lines += ["", *_segments(report)]
+        lines += ["", *_segments(report, width)]
     if report.notes:
         lines += ["", "notes:"]
-        lines += [f"  - {note}" for note in report.notes]
+        for note in report.notes:
+            lines += _wrap(f"  - {note}", width, "    ")
     return "\n".join(lines) + "\n"
 
 
@@ -49,22 +56,34 @@ def _users(report: Report) -> str:
     return text
 
 
-def _variant(report: Report, variant: VariantResult) -> list[str]:
-    lines = [verdict_line(variant)]
+def _variant(report: Report, variant: VariantResult, width: int | None) -> list[str]:
+    lines = _wrap(verdict_line(variant), width, "  ")
     if variant.units_needed is not None:
         primary = variant.metric(report.settings.primary)
         have = min(primary.control.n, primary.treatment.n) if primary is not None else 0
         unit = "requests" if primary is not None and primary.unit == "requests" else "users"
         settings = report.settings
-        lines.append(
+        needed = (
             f"  sample size: {have:,} of {variant.units_needed:,} {unit} per variant needed to detect "
             f"a {settings.mde:.0%} change of {settings.primary} (power {settings.power:.0%})"
         )
+        lines += _wrap(needed, width, "    ")
     if not variant.metrics:
         lines.append("  no metric has data for both this variant and control yet")
         return lines
-    rows = [_HEADER, *(_row(m) for m in variant.metrics)]
-    lines += _table(rows)
+    table = _table([_HEADER, *(_row(m) for m in variant.metrics)])
+    if width is None or max(len(line) for line in table) <= width:
+        return lines + table
+    for m in variant.metrics:
+        unit = ", per request" if m.unit == "requests" else ""
+        significant = " (significant)" if m.significant else ""
+        lines.append(f"  {m.metric} ({m.role}{unit})")
+        for text in (
+            f"{report.control} {value_text(m.control)} · {variant.variant} {value_text(m.treatment)}",
+            f"change {absolute_text(m)} · relative {relative_text(m)}",
+            f"p adj. {m.p_adjusted:.3g}{significant} · P(better) {m.chance_to_win:.0%}",
+        ):
+            lines += _wrap(f"    {text}", width, "      ")
     return lines
 
 
@@ -81,7 +100,7 @@ def _row(m: MetricResult) -> tuple[str, ...]:
     )
 
 
-def _segments(report: Report) -> list[str]:
+def _segments(report: Report, width: int | None) -> list[str]:
     lines = [f"by {report.by} (p adjusted across all segments):"]
     if not report.segments:
         return [*lines, "  no segment to compare"]
@@ -100,11 +119,17 @@ def _segments(report: Report) -> list[str]:
                 f"{m.p_adjusted:.3g}" + (" *" if m.significant else ""),
             )
         )
-    lines += _table(rows)
+    table = _table(rows)
+    if width is None or max(len(line) for line in table) <= width:
+        lines += table
+    else:
+        for segment, variant, metric, control, treatment, relative, p in rows[1:]:
+            text = f"  {segment} · {variant} · {metric}: {control} → {treatment}, {relative}, p adj. {p}"
+            lines += _wrap(text, width, "      ")
     if report.suggestions:
         lines += ["", "suggested routing rules (paste into the config):"]
         for suggestion in report.suggestions:
-            lines += ["", f"  {suggestion.text}; suggested rule:"]
+            lines += ["", *_wrap(f"  {suggestion.text}; suggested rule:", width, "    ")]
             lines += [f"    {line}" for line in suggestion.toml.splitlines()]
     else:
         lines.append("  no segment has a significant winner on the primary metric")
@@ -139,3 +164,18 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
     return [
         "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
+
+
+def _wrap(text: str, width: int | None, indent: str = "") -> list[str]:
+    """`text` as one line, or wrapped to `width` with later lines indented."""
+    if width is None or len(text) <= width:
+        return [text]
+    lead = text[: len(text) - len(text.lstrip())]
+    return textwrap.wrap(
+        text,
+        width=width,
+        initial_indent="",
+        subsequent_indent=indent or lead,
+        break_on_hyphens=False,
+        drop_whitespace=True,
+    ) or [text]

@@ -135,12 +135,26 @@ def _train_from(
     from turnout.intent.training import train
 
     return train(
-        data, args.output, epochs=args.epochs, lr=args.lr, word_ngrams=args.word_ngrams,
-        minn=args.minn, maxn=args.maxn, dim=args.dim, bucket=args.bucket, loss=args.loss,
-        quantize=quantize, cutoff=args.cutoff, seed=args.seed, threads=args.threads,
-        holdout=args.holdout, refit=args.refit, autotune_validation=args.autotune_validation,
-        autotune_duration=args.autotune_duration, progress=None if args.quiet else progress,
-    )  # fmt: skip
+        data,
+        args.output,
+        epochs=args.epochs,
+        lr=args.lr,
+        word_ngrams=args.word_ngrams,
+        minn=args.minn,
+        maxn=args.maxn,
+        dim=args.dim,
+        bucket=args.bucket,
+        loss=args.loss,
+        quantize=quantize,
+        cutoff=args.cutoff,
+        seed=args.seed,
+        threads=args.threads,
+        holdout=args.holdout,
+        refit=args.refit,
+        autotune_validation=args.autotune_validation,
+        autotune_duration=args.autotune_duration,
+        progress=None if args.quiet else progress,
+    )
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -123,9 +123,21 @@ def train(
     seconds and the card measures that validation file instead.
     """
     settings = TrainSettings(
-        epochs=epochs, lr=lr, word_ngrams=word_ngrams, minn=minn, maxn=maxn, dim=dim, bucket=bucket,
-        loss=loss, quantize=quantize, cutoff=cutoff, seed=seed, threads=threads, holdout=holdout, refit=refit,
-    )  # fmt: skip
+        epochs=epochs,
+        lr=lr,
+        word_ngrams=word_ngrams,
+        minn=minn,
+        maxn=maxn,
+        dim=dim,
+        bucket=bucket,
+        loss=loss,
+        quantize=quantize,
+        cutoff=cutoff,
+        seed=seed,
+        threads=threads,
+        holdout=holdout,
+        refit=refit,
+    )
     if not 0.0 <= holdout < 1.0:
         raise ValueError(f"holdout must be in [0, 1), got {holdout!r}")
     say = progress or _quiet
@@ -200,10 +212,20 @@ class _Runner:
         self.say(f"training: {s.epochs} epochs, lr {s.lr}, word n-grams {s.word_ngrams}, dim {s.dim}")
         with zeroed_allocations():
             model = self.fasttext.train_supervised(
-                input=str(path), epoch=s.epochs, lr=s.lr, wordNgrams=s.word_ngrams, minn=s.minn, maxn=s.maxn,
-                dim=s.dim, bucket=s.bucket, loss=s.loss, minCount=1, thread=s.threads, seed=s.seed,
+                input=str(path),
+                epoch=s.epochs,
+                lr=s.lr,
+                wordNgrams=s.word_ngrams,
+                minn=s.minn,
+                maxn=s.maxn,
+                dim=s.dim,
+                bucket=s.bucket,
+                loss=s.loss,
+                minCount=1,
+                thread=s.threads,
+                seed=s.seed,
                 verbose=self.verbose,
-            )  # fmt: skip
+            )
             if s.quantize:
                 # Rows that no training text reaches only cost size and quantization time
                 # (k-means runs over every kept row), so never keep more than can be used.
@@ -220,10 +242,14 @@ class _Runner:
         self.say(f"autotuning for {duration} s against {len(validation):,} validation rows")
         with zeroed_allocations():
             return self.fasttext.train_supervised(
-                input=str(path), autotuneValidationFile=str(valid), autotuneDuration=duration,
-                autotuneModelSize="5M" if self.settings.quantize else "", thread=self.settings.threads,
-                seed=self.settings.seed, verbose=self.verbose,
-            )  # fmt: skip
+                input=str(path),
+                autotuneValidationFile=str(valid),
+                autotuneDuration=duration,
+                autotuneModelSize="5M" if self.settings.quantize else "",
+                thread=self.settings.threads,
+                seed=self.settings.seed,
+                verbose=self.verbose,
+            )
 
     def _training_file(self, examples: Sequence[Example], work: Path) -> Path:
         # fastText reads the file in order and does not shuffle: rows grouped by label (as
@@ -305,9 +331,15 @@ def _write_fasttext(examples: Iterable[Example], path: Path) -> Path:
 def _actual_settings(model: Any, settings: TrainSettings, *, autotuned: bool) -> dict[str, Any]:
     args = model.f.getArgs()
     found = {
-        "epochs": args.epoch, "lr": args.lr, "word_ngrams": args.wordNgrams, "minn": args.minn,
-        "maxn": args.maxn, "dim": args.dim, "bucket": args.bucket, "loss": args.loss.name,
-    }  # fmt: skip
+        "epochs": args.epoch,
+        "lr": args.lr,
+        "word_ngrams": args.wordNgrams,
+        "minn": args.minn,
+        "maxn": args.maxn,
+        "dim": args.dim,
+        "bucket": args.bucket,
+        "loss": args.loss.name,
+    }
     return {**asdict(settings), **found, "autotuned": autotuned}
 
 

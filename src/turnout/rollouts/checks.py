@@ -8,12 +8,13 @@ worst end is within the margin, so noise cannot pass a worse treatment.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from turnout.config import RATE_METRICS, CheckConfig, GuardrailsConfig
+from turnout.config import RATE_METRICS, CheckConfig, GuardrailsConfig, TurnoutConfig
 from turnout.rollouts.windows import VariantWindow
 
 _QUANTILES = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
@@ -26,7 +27,14 @@ _LABELS = {
     "p99_ms": "P99 latency",
 }
 HIGHER_IS_BETTER = frozenset({"success_rate"})
-"""Metrics where up is good; for every other one (error rate, latencies, costs) down is good."""
+"""Built-in metrics where up is good; for the others (error rate, latencies) down is good. A custom
+metric is taken as down-is-good (a cost) unless its `[metrics.NAME]` says `direction = "increase"`."""
+
+
+def higher_is_better(config: TurnoutConfig) -> frozenset[str]:
+    """`HIGHER_IS_BETTER` and the custom metrics `config` defines with `direction = "increase"`."""
+    defined = {name for name, metric in config.metrics.items() if metric.direction == "increase"}
+    return HIGHER_IS_BETTER | defined
 
 
 class Outcome(StrEnum):
@@ -84,11 +92,13 @@ def run_checks(
     control: str,
     treatments: Sequence[str],
     with_control: bool = True,
+    higher_is_better: frozenset[str] = HIGHER_IS_BETTER,
 ) -> list[CheckResult]:
     """Every check of `guardrails` on every treatment variant's window.
 
     `with_control=False` (the treatment serves everyone: there is no control traffic to compare
     with) leaves the margins against control out, rather than holding the rollout for ever.
+    `higher_is_better` names the metrics where up is good (for margins against control).
     """
     empty = VariantWindow()
     results = []
@@ -98,8 +108,10 @@ def run_checks(
             if check.no_worse_than_control_by is not None:
                 if not with_control:
                     continue
+                control_window = windows.get(control, empty)
+                up = check.metric in higher_is_better
                 results.append(
-                    _against_control(check, guardrails, variant, window, control, windows.get(control, empty))
+                    _against_control(check, guardrails, variant, window, control, control_window, up)
                 )
             else:
                 results.append(_absolute(check, guardrails.min_samples, variant, window))
@@ -165,8 +177,9 @@ def _against_control(
     treatment: VariantWindow,
     control_name: str,
     control: VariantWindow,
+    higher_is_better: bool,
 ) -> CheckResult:
-    from turnout.analysis import compare  # type: ignore[import-not-found, unused-ignore]
+    from turnout.analysis import compare
 
     name = describe(check)
     margin = check.no_worse_than_control_by or 0.0
@@ -185,8 +198,11 @@ def _against_control(
         _summary(metric, control), _summary(metric, treatment), relative=relative, alpha=guardrails.alpha
     )
     low, high = result.ci
+    if (relative and c_value == 0) or not (math.isfinite(low) and math.isfinite(high)):
+        reason = f"{what} vs {control_name}: inconclusive, {result.warning or 'no confidence interval'}"
+        return CheckResult(name, variant, Outcome.INCONCLUSIVE, None, margin, min(t_n, c_n), reason)
     # The worst difference the interval allows, signed so that positive means "worse".
-    worst = -low if metric in HIGHER_IS_BETTER else high
+    worst = -low if higher_is_better else high
     failed = worst > margin
     level = f"{1 - guardrails.alpha:.0%}"
     shown = f"{worst:+.1%}" if relative else f"{worst:+.3f}"
@@ -202,7 +218,7 @@ def _against_control(
 
 def _summary(metric: str, window: VariantWindow) -> Any:
     """The window as `turnout.analysis` summary statistics: a proportion or a mean."""
-    from turnout.analysis import Means, Proportions  # type: ignore[import-not-found, unused-ignore]
+    from turnout.analysis import Means, Proportions
 
     n = window.requests
     if metric == "success_rate":
@@ -210,7 +226,7 @@ def _summary(metric: str, window: VariantWindow) -> Any:
     if metric == "error_rate":
         return Proportions(n=n, successes=window.failures)
     if metric == "mean_ms":
-        return Means(n=n, sum=window.total_ms, sum_squares=window.sketch.sum_of_squares())
+        return Means(n=n, sum=window.total_ms, sum_squares=window.squares_ms)
     count, total, squares = window.values.get(metric, (0.0, 0.0, 0.0))
     return Means(n=int(count), sum=total, sum_squares=squares)
 

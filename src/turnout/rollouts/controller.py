@@ -12,22 +12,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import math
 import secrets
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from turnout.config import TurnoutConfig
+from turnout.decision import Decision
 from turnout.errors import ConfigError, ConfigIssue, TurnoutError
 from turnout.failures import Failures
 from turnout.flags import Gates, RolloutGate
-from turnout.rollouts.checks import run_checks
+from turnout.rollouts.checks import higher_is_better, run_checks
 from turnout.rollouts.notifiers import Notice, Notifier, build_notifiers
 from turnout.rollouts.progress import Change, RolloutError, RolloutState, State, after_checks, by_hand
 from turnout.rollouts.status import Guarded, RolloutStatus, guarded_rules
 from turnout.rollouts.windows import WindowRecorder, merge_windows
-from turnout.state import AuditEntry, LeaderLock, StateStore, Window, open_store, state_url
+from turnout.state import AuditEntry, LeaderLock, StateStore, Window, may_hold_state, open_store, state_url
 from turnout.telemetry.metrics import MetricsRegistry
 from turnout.telemetry.snapshot import process_name
 from turnout.types import Clock
@@ -66,13 +68,34 @@ class Rollouts:
         self._store_lock = threading.Lock()
         self._last_cut: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._experiments: tuple[TurnoutConfig, frozenset[str]] | None = None
 
     def observe(self, experiment: str, variant: str, name: str, value: float) -> None:
-        """Count a custom per-request value (e.g. `cost_usd`) for checks on that metric. Never raises."""
+        """Count a custom per-request value (e.g. `cost_usd`) for checks on that metric. Never raises.
+
+        Only guarded experiments keep values (they are cut every interval); finite numbers only.
+        """
         try:
-            self._recorder.add_value(experiment, variant, name, float(value))
+            number = float(value)
+            if math.isfinite(number) and experiment in self._guarded_experiments():
+                self._recorder.add_value(experiment, variant, name, number)
         except Exception as exc:
             self._failures.record("rollouts", exc, metric=name)
+
+    def record(
+        self, name: str, value: float, decisions: Iterable[Decision], *, flag: str | None = None
+    ) -> None:
+        """`observe` `value` for every experiment among a request's `decisions` (only `flag`'s, if given)."""
+        for decision in decisions:
+            if decision.experiment is not None and flag in (None, decision.flag):
+                self.observe(decision.experiment, decision.variant, name, value)
+
+    def _guarded_experiments(self) -> frozenset[str]:
+        config = self._config()
+        cached = self._experiments
+        if cached is None or cached[0] is not config:
+            cached = self._experiments = (config, frozenset(g.experiment for g in guarded_rules(config)))
+        return cached[1]
 
     # -- manual control ------------------------------------------------------------------
 
@@ -175,8 +198,9 @@ class Rollouts:
         `Turnout` does this when it is made, so even an app that never calls `start()` does not
         serve the first step of a rollout that is further on, or rolled back.
         """
-        if not guarded_rules(self._config()):
-            return
+        config = self._config()
+        if not guarded_rules(config) or not may_hold_state(state_url(config)):
+            return  # a first run (or `turnout validate`) creates no state file
         try:
             self.refresh()
         except Exception as exc:
@@ -301,6 +325,7 @@ class Rollouts:
             control=guarded.control,
             treatments=guarded.treatments,
             with_control=plan.percent(state.step) < 100,
+            higher_is_better=higher_is_better(self._config()),
         )
         after, change = after_checks(state, plan, results, now)
         if not store.put(NAMESPACE, guarded.key, after.to_dict(), at=now, expect=version):

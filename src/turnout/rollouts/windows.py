@@ -27,6 +27,7 @@ class VariantWindow:
     failures: int = 0
     exposures: int = 0
     total_ms: float = 0.0
+    squares_ms: float = 0.0
     sketch: QuantileSketch = field(default_factory=QuantileSketch)
     values: dict[str, list[float]] = field(default_factory=dict)
     """Custom per-request metrics by name: [count, sum, sum of squares]."""
@@ -37,6 +38,7 @@ class VariantWindow:
         self.failures += other.failures
         self.exposures += other.exposures
         self.total_ms += other.total_ms
+        self.squares_ms += other.squares_ms
         self.sketch.merge(other.sketch)
         for name, (n, total, squares) in other.values.items():
             mine = self.values.setdefault(name, [0.0, 0.0, 0.0])
@@ -52,6 +54,7 @@ class VariantWindow:
             "failures": self.failures,
             "exposures": self.exposures,
             "total_ms": self.total_ms,
+            "squares_ms": self.squares_ms,
             "sketch": self.sketch.to_dict(),
             "values": self.values,
         }
@@ -64,6 +67,7 @@ class VariantWindow:
             failures=int(data.get("failures", 0)),
             exposures=int(data.get("exposures", 0)),
             total_ms=float(data.get("total_ms", 0.0)),
+            squares_ms=float(data.get("squares_ms", 0.0)),
             sketch=QuantileSketch.from_dict(dict(data.get("sketch", {}))),
             values={str(k): [float(x) for x in v] for k, v in dict(data.get("values", {})).items()},
         )
@@ -111,12 +115,15 @@ class WindowRecorder:
             before = self._previous.get((experiment, variant))
             self._previous[(experiment, variant)] = now
             sketch = now.sketch.copy()
-            window = VariantWindow(now.count, now.failures, now.exposures, now.total_ms, sketch)
+            window = VariantWindow(
+                now.count, now.failures, now.exposures, now.total_ms, now.squares_ms, sketch
+            )
             if before is not None:
                 window.requests -= before.count
                 window.failures -= before.failures
                 window.exposures -= before.exposures
                 window.total_ms -= before.total_ms
+                window.squares_ms -= before.squares_ms
                 sketch.subtract(before.sketch)
             windows[variant] = window
         with self._lock:

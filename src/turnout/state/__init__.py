@@ -12,7 +12,16 @@ from turnout.config import TurnoutConfig
 from turnout.errors import TurnoutError
 from turnout.state.store import AuditEntry, LeaderLock, Record, StateStore, Window
 
-__all__ = ["AuditEntry", "LeaderLock", "Record", "StateStore", "Window", "open_store", "state_url"]
+__all__ = [
+    "AuditEntry",
+    "LeaderLock",
+    "Record",
+    "StateStore",
+    "Window",
+    "may_hold_state",
+    "open_store",
+    "state_url",
+]
 
 DEFAULT_FILE = "turnout_state.db"
 
@@ -25,6 +34,13 @@ def state_url(config: TurnoutConfig) -> str:
     if sink.startswith("sqlite:///"):
         return f"sqlite:///{Path(sink.removeprefix('sqlite:///')).with_name(DEFAULT_FILE)}"
     return f"sqlite:///{DEFAULT_FILE}"
+
+
+def may_hold_state(url: str) -> bool:
+    """False when `url` is a SQLite file that does not exist yet (so there is nothing to read)."""
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).exists()
+    return True
 
 
 def open_store(url: str) -> StateStore:

@@ -100,7 +100,7 @@ class JsonlExporter(Exporter):
 
 
 class LoggingExporter(Exporter):
-    """Logs a one-line summary per component and variant through structlog."""
+    """Logs a one-line summary per component, variant and shadow series through structlog."""
 
     name = "logging"
 
@@ -117,6 +117,21 @@ class LoggingExporter(Exporter):
                     exposures=stats.exposures,
                     **_summary(stats.model_dump()),
                 )
+        for flag, pairs in snapshot.shadows.items():
+            for pair in pairs.values():
+                for intent, stats in pair.get("intents", {}).items():
+                    _log.info(
+                        "turnout.shadow",
+                        flag=flag,
+                        served=pair.get("served"),
+                        shadow=pair.get("shadow"),
+                        intent=intent,
+                        compared=stats.get("compared"),
+                        match_rate=stats.get("match_rate"),
+                        error_rate=stats.get("error_rate"),
+                        skipped=stats.get("skipped"),
+                        latency_diff_ms=(stats.get("latency_diff_ms") or {}).get("mean"),
+                    )
 
 
 def _summary(stats: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from turnout.telemetry.exporters import Exporter, JsonlExporter, LoggingExporter
 from turnout.telemetry.logs import configure_logging
 from turnout.telemetry.loop import SnapshotLoop
 from turnout.telemetry.metrics import MetricsRegistry, health
+from turnout.telemetry.shadows import ShadowStats
 from turnout.telemetry.snapshot import MetricsSnapshot, snapshot_from
 from turnout.telemetry.tracing import Tracing
 from turnout.types import ASGIApp, Receive, Scope, Send
@@ -33,6 +34,7 @@ class Telemetry:
     ) -> None:
         self.failures = failures
         self.metrics = MetricsRegistry()
+        self.shadows = ShadowStats()
         self.tracing = Tracing(tracer_provider, version=version)
         self._extra = list(exporters)
         self._loop: SnapshotLoop | None = None
@@ -46,11 +48,14 @@ class Telemetry:
 
     def live(self) -> dict[str, Any]:
         """Cumulative figures now, with health, without closing the current window."""
-        return self._judged(self.metrics.snapshot(reset_window=False))
+        data = self._judged(self.metrics.snapshot(reset_window=False))
+        data["shadows"] = self.shadows.snapshot(reset_window=False)
+        return data
 
     def take(self) -> MetricsSnapshot:
         """A snapshot for exporters: closes the current window."""
         data = self._judged(self.metrics.snapshot(reset_window=True))
+        data["shadows"] = self.shadows.snapshot(reset_window=True)
         return snapshot_from(
             data, interval_s=self.config.snapshot_interval_s, failures=self.failures.snapshot()
         )

@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import structlog
 
+from turnout.config import ThresholdsConfig
 from turnout.telemetry.sketch import QuantileSketch
 
 P = ParamSpec("P")
@@ -82,6 +83,7 @@ class Totals:
     failures: int
     exposures: int
     total_ms: float
+    squares_ms: float
     sketch: QuantileSketch
 
 
@@ -128,7 +130,9 @@ class _Series(_Tally):
         with self._lock:
             live = _Tally().fold(self)
         whole = live.fold(self._base)
-        return Totals(whole.count, whole.failures, whole.exposures, whole.total_ms, whole.sketch)
+        return Totals(
+            whole.count, whole.failures, whole.exposures, whole.total_ms, whole.squares_ms, whole.sketch
+        )
 
     def take(self, reset_window: bool, exposures: bool) -> dict[str, Any]:
         """Cumulative stats with a `window` object; callers serialise calls (registry lock)."""
@@ -168,8 +172,15 @@ class MetricsRegistry:
             series = self._create(None, "", component)
         series.record(latency_ms, ok, error_type)
 
-    def record_variant(self, experiment: str, flag: str, variant: str, latency_ms: float, ok: bool,
-                       error_type: str | None = None) -> None:  # fmt: skip
+    def record_variant(
+        self,
+        experiment: str,
+        flag: str,
+        variant: str,
+        latency_ms: float,
+        ok: bool,
+        error_type: str | None = None,
+    ) -> None:
         """Count one request served by `variant` of `experiment`."""
         series = self._experiments.get(experiment, _NO_VARIANTS).get(variant)
         if series is None:
@@ -192,8 +203,10 @@ class MetricsRegistry:
         with self._snapshot_lock:
             with self._create_lock:
                 components = sorted(self._components.items())
-                experiments = [(name, self._flags[name], sorted(variants.items()))
-                               for name, variants in sorted(self._experiments.items())]  # fmt: skip
+                experiments = [
+                    (name, self._flags[name], sorted(variants.items()))
+                    for name, variants in sorted(self._experiments.items())
+                ]
             return {
                 "components": {name: s.take(reset_window, False) for name, s in components},
                 "experiments": {
@@ -303,17 +316,19 @@ class Health(StrEnum):
     CRITICAL = "critical"
 
 
-_DEFAULTS = {"p99_ms_warning": 2000.0, "p99_ms_critical": 5000.0, "min_success_rate": 0.95,
-                       "critical_success_rate": 0.9, "min_samples": 20}  # fmt: skip
+_DEFAULTS = ThresholdsConfig()
 
 
 def health(stats: Mapping[str, Any], thresholds: object | None = None) -> tuple[Health, str]:
     """Judge one stats object (a component's, a variant's or a `window`): status and reason in words.
 
-    `thresholds`: any object with `_DEFAULTS`' attributes (a missing or None one takes the default),
-    e.g. a ThresholdsConfig. The success rate is only judged from `min_samples` requests on.
+    `thresholds`: any object with `ThresholdsConfig`'s attributes (a missing or None one takes the
+    default), e.g. a ThresholdsConfig. The success rate is only judged from `min_samples` requests on.
     """
-    limit = {k: float(d if (v := getattr(thresholds, k, None)) is None else v) for k, d in _DEFAULTS.items()}
+    limit = {
+        name: float(getattr(_DEFAULTS, name) if (v := getattr(thresholds, name, None)) is None else v)
+        for name in ThresholdsConfig.model_fields
+    }
     n = int(stats.get("total_requests", 0))
     if n == 0:
         return Health.HEALTHY, "no requests"

@@ -71,6 +71,19 @@ class OtelExporter(Exporter):
             if observed is not None:
                 yield Observation(observed, {**self._attributes, **attributes})
 
+    def shadow_observations(self, value: Value) -> Iterator[Observation]:
+        """One observation of `value` per shadow series (flag, served engine, shadow engine, intent)."""
+        for flag, pairs in (self._data().get("shadows") or {}).items():
+            for pair in pairs.values():
+                for intent, stats in (pair.get("intents") or {}).items():
+                    attributes = {
+                        "feature_flag.key": flag,
+                        "turnout.shadow.served_engine": str(pair.get("served")),
+                        "turnout.engine.name": str(pair.get("shadow")),
+                        "turnout.intent": intent,
+                    }
+                    yield Observation(value(stats), {**self._attributes, **attributes})
+
 
 class _Instruments:
     """The `turnout.*` instruments of one meter provider, reading every attached exporter."""
@@ -104,6 +117,19 @@ class _Instruments:
                 unit="ms",
                 description=f"Latency {key} since start",
             )
+        for name, description in _SHADOW_COUNTERS:
+            meter.create_observable_counter(
+                f"turnout.shadow.{name}",
+                [self._observe_shadows(_count(name))],
+                unit="{request}",
+                description=description,
+            )
+        meter.create_observable_counter(
+            "turnout.shadow.errors",
+            [self._observe_shadows(_failures)],
+            unit="{request}",
+            description="Shadow calls that raised",
+        )
 
     def attach(self, exporter: OtelExporter) -> None:
         with self._lock:
@@ -123,6 +149,28 @@ class _Instruments:
                 yield from exporter.observations(value, variants_only)
 
         return callback
+
+    def _observe_shadows(self, value: Value) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(options: CallbackOptions) -> Iterator[Observation]:
+            with self._lock:
+                exporters = list(self._exporters.values())
+            for exporter in exporters:
+                yield from exporter.shadow_observations(value)
+
+        return callback
+
+
+_SHADOW_COUNTERS = (
+    ("offered", "Sampled requests handed to a shadow engine"),
+    ("skipped", "Sampled requests skipped: no room to run the shadow"),
+    ("compared", "Shadow results compared with the served ones"),
+    ("matches", "Shadow results that matched the served ones"),
+    ("timeouts", "Shadow calls past their timeout"),
+)
+
+
+def _count(name: str) -> Value:
+    return lambda stats: int(stats.get(name) or 0)
 
 
 _by_provider: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.WeakKeyDictionary()

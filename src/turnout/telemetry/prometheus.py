@@ -115,3 +115,54 @@ class TurnoutCollector:
             yield from (requests, errors, latency, status)
             if prefix:
                 yield exposures
+        yield from self._shadows(data.get("shadows") or {})
+
+    def _shadows(self, shadows: Mapping[str, Any]) -> Iterator[Any]:
+        """Shadow series, labelled by flag, served engine, shadow engine and intent."""
+        from prometheus_client.core import CounterMetricFamily, SummaryMetricFamily
+
+        labels = ["flag", "served", "shadow", "intent"]
+        counters = {
+            name: CounterMetricFamily(f"{self._ns}_shadow_{name}", text, labels=labels)
+            for name, text in (
+                ("offered", "Sampled requests handed to the shadow engine"),
+                ("skipped", "Sampled requests skipped: no room to run the shadow"),
+                ("compared", "Shadow results compared with the served ones"),
+                ("matches", "Shadow results that matched the served ones"),
+                ("timeouts", "Shadow calls past their timeout"),
+            )
+        }
+        errors = CounterMetricFamily(
+            f"{self._ns}_shadow_errors",
+            "Shadow calls that raised, by error type",
+            labels=[*labels, "error_type"],
+        )
+        latency = SummaryMetricFamily(
+            f"{self._ns}_shadow_latency_ms",
+            "Latency of both engines on compared requests",
+            labels=[*labels, "side"],
+        )
+        for flag, pairs in shadows.items():
+            for pair in pairs.values():
+                for intent, stats in (pair.get("intents") or {}).items():
+                    values = [flag, str(pair.get("served")), str(pair.get("shadow")), intent]
+                    for name, family in counters.items():
+                        family.add_metric(values, int(stats.get(name, 0)))
+                    for error_type, n in (stats.get("errors") or {}).items():
+                        errors.add_metric([*values, error_type], n)
+                    count = int(stats.get("compared", 0))
+                    for side in ("served", "shadow"):
+                        lat = stats.get(f"{side}_latency_ms") or {}
+                        latency.add_metric(
+                            [*values, side], count_value=count, sum_value=float(lat.get("sum", 0.0))
+                        )
+                        for quantile, key in _QUANTILES:
+                            latency.add_sample(
+                                latency.name,
+                                dict(
+                                    zip([*labels, "side", "quantile"], [*values, side, quantile], strict=True)
+                                ),
+                                float(lat.get(key, 0.0)),
+                            )
+        if shadows:
+            yield from (*counters.values(), errors, latency)

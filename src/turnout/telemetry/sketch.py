@@ -120,10 +120,6 @@ class QuantileSketch:
                 if slot < len(buckets):
                     buckets[slot] = max(0, buckets[slot] - n)
 
-    def sum_of_squares(self) -> float:
-        """Σ value² over the counted values, each read as its bucket's representative (±1 %)."""
-        return sum(n * self._value(self._offset + i) ** 2 for i, n in enumerate(self._buckets) if n)
-
     def to_dict(self) -> dict[str, object]:
         """A JSON-friendly form: `{"zero": n, "offset": key, "counts": [...]}` (empty slack trimmed)."""
         used = [i for i, n in enumerate(self._buckets) if n]

@@ -63,6 +63,8 @@ class MetricsSnapshot(_Frozen):
     components: dict[str, ComponentStats] = Field(default_factory=dict)
     experiments: dict[str, ExperimentStats] = Field(default_factory=dict)
     failures: dict[str, dict[str, int]] = Field(default_factory=dict)
+    shadows: dict[str, Any] = Field(default_factory=dict)
+    """Shadow results: {flag: {"<served>-><shadow>": {"served", "shadow", "intents": {intent: figures}}}}."""
 
     @field_serializer("timestamp")
     def _utc(self, value: datetime) -> str:
@@ -94,4 +96,5 @@ def snapshot_from(
         components=data.get("components", {}),
         experiments=data.get("experiments", {}),
         failures=failures or {},
+        shadows=data.get("shadows", {}),
     )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 from opentelemetry.trace import TracerProvider
 
 from turnout.context import RoutingContext, current_context
+from turnout.imports import ImportTargetError, resolve
 from turnout_langgraph.tracing import NodeTracing
 
 InputMapper = Callable[[tuple[Any, ...], dict[str, Any]], Any]
@@ -202,19 +202,17 @@ def _resolve_graph(graph: Any) -> Any:
 
 
 def _import(target: str) -> Any:
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise ValueError(f"graph {target!r} must be an import string like 'package.module:attribute'")
     try:
-        obj: Any = importlib.import_module(module_name)
-    except Exception as exc:
-        raise ValueError(f"cannot import graph {target!r}: {type(exc).__name__}: {exc}") from exc
-    for part in attribute.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ValueError(f"cannot import graph {target!r}: {module_name} has no {attribute!r}") from None
-    return obj
+        return resolve(target)
+    except ImportTargetError as exc:
+        if exc.kind == "form":
+            raise ValueError(
+                f"graph {target!r} must be an import string like 'package.module:attribute'"
+            ) from None
+        if exc.kind == "attribute":
+            module, _, attribute = target.partition(":")
+            raise ValueError(f"cannot import graph {target!r}: {module} has no {attribute!r}") from None
+        raise ValueError(f"cannot import graph {target!r}: {exc}") from exc
 
 
 def _checked_name(name: Any) -> str:
