@@ -60,8 +60,10 @@ def test_bad_values_name_their_path_and_value(fields: dict[str, Any], path: str,
 
 
 def test_integers_and_floats_make_a_float_flag() -> None:
-    t = Turnout(value_flag(values={"light": 0.5, "dark": 2}))
+    t = Turnout(value_flag(values={"light": 0.5, "dark": 2}, overrides={"qa": "dark"}))
     assert evaluate(t, "theme", "u1", {}).value == 0.5
+    dark = evaluate(t, "theme", "qa", {})
+    assert (dark.value, type(dark.value), dark.type) == (2.0, float, "float")
 
 
 def test_a_value_flag_without_values_serves_variant_names() -> None:

@@ -77,8 +77,15 @@ def parse_context(context: Any) -> tuple[str | None, dict[str, Any]]:
 
 
 def flag_value(flag: FlagConfig, variant: str) -> Any:
-    """The value a variant stands for: its entry in `values`, else its name."""
-    return flag.values.get(variant, variant)
+    """The value a variant stands for: its entry in `values`, else its name.
+
+    In a float flag (`{ low = 0.5, all = 1 }`) every value is a float, so typed clients that
+    check for one get it for each variant.
+    """
+    value = flag.values.get(variant, variant)
+    if type(value) is int and any(type(other) is float for other in flag.values.values()):
+        return float(value)
+    return value
 
 
 def openfeature_reason(reason: Reason) -> str:

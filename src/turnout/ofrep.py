@@ -157,9 +157,15 @@ class _Endpoint:
 
 
 async def _request_context(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ContextError("PARSE_ERROR", f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            # Stop reading: a huge body is refused without being held in memory.
+            raise ContextError("PARSE_ERROR", f"the request body is larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     if not body.strip():
         return None
     try:

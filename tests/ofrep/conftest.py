@@ -37,7 +37,7 @@ CONFIG: dict[str, Any] = {
         "page-size": {"kind": "value", "values": {"small": 10, "large": 50}, "default": "small"},
         "sampling": {
             "kind": "value",
-            "values": {"low": 0.25, "high": 0.75},
+            "values": {"low": 0.25, "high": 1},
             "default": "low",
             "rules": [{"split": {"low": 30, "high": 70}}],
         },

@@ -53,7 +53,11 @@ async def test_python_sdk_with_the_ofrep_provider(
     pro = EvaluationContext("user-1", {"plan": "pro"})
     assert client.get_boolean_details("new-checkout", False, pro).reason == Reason.TARGETING_MATCH
     assert client.get_integer_value("page-size", 0, pro) == 10
-    assert client.get_float_value("sampling", 0.0, pro) in (0.25, 0.75)
+    # Every user's value is a float, the integer 1 included: the client's type check passes.
+    samples = {
+        client.get_float_details("sampling", 0.0, EvaluationContext(user)).value for user in users[:50]
+    }
+    assert samples == {0.25, 1.0}
     layout = client.get_object_details("layout", {}, pro)
     assert (layout.value, layout.reason) == ({"columns": 1}, Reason.DISABLED)
     assert client.get_string_details("coordinator", "", pro).flag_metadata["engine"] in ("legacy", "workflow")

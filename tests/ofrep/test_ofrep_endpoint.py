@@ -33,7 +33,7 @@ async def test_single_evaluation_of_every_type(turnout: Turnout) -> None:
     }
     assert answers["page-size"]["value"] == 10
     assert answers["page-size"]["reason"] == "DEFAULT"
-    assert answers["sampling"]["value"] in (0.25, 0.75)
+    assert answers["sampling"]["value"] in (0.25, 1.0)
     assert answers["sampling"]["reason"] == "SPLIT"
     assert answers["layout"]["value"] == {"columns": 1}
     assert answers["layout"]["reason"] == "DISABLED"
@@ -81,6 +81,16 @@ async def test_errors_carry_the_protocols_codes(
     answer = response.json()
     assert (answer["key"], answer["errorCode"]) == (path.rsplit("/", 1)[1], code)
     assert answer["errorDetails"]
+
+
+async def test_a_body_past_the_limit_is_refused(turnout: Turnout, monkeypatch: pytest.MonkeyPatch) -> None:
+    import turnout.ofrep as ofrep
+
+    monkeypatch.setattr(ofrep, "MAX_BODY_BYTES", 100)
+    body = {"context": {"targetingKey": "u", "padding": "x" * 200}}
+    async with client(turnout.ofrep_app()) as http:
+        response = await http.post(SINGLE + "theme", json=body)
+    assert (response.status_code, response.json()["errorCode"]) == (400, "PARSE_ERROR")
 
 
 async def test_a_flag_without_splits_needs_no_targeting_key(turnout: Turnout) -> None:
