@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_e2e.py --quick
 	$(BIN)/python bench/bench_decide.py --quick
 	$(BIN)/python bench/bench_asgi.py --quick
+	$(BIN)/python bench/bench_openfeature.py --quick
 	$(BIN)/python bench/bench_telemetry.py --quick
 	$(BIN)/python bench/bench_metrics.py
 	$(BIN)/python bench/bench_events.py --quick
