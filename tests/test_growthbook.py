@@ -156,6 +156,12 @@ def test_rules_of_one_feature_must_hash_one_attribute() -> None:
     assert [issue.path for issue in caught.value.issues] == ["features.f.rules[1].hashAttribute"]
 
 
+def test_an_encrypted_payload_is_refused_with_a_reason() -> None:
+    with pytest.raises(GrowthBookImportError) as caught:
+        import_features({"status": 200, "encryptedFeatures": "abc=="})
+    assert "decrypted" in str(caught.value)
+
+
 def test_rules_the_sdks_skip_are_left_out() -> None:
     rules = [{"variations": [1]}, {"force": 2, "coverage": 0}, {"id": "nothing"}]
     flag = import_features({"f": {"defaultValue": 1, "rules": rules}})["flags"]["f"]

@@ -41,6 +41,14 @@ def import_features(payload: Mapping[str, Any]) -> dict[str, Any]:
 
     `payload` is the SDK payload (`{"features": {...}}`) or the features object itself.
     """
+    if "encryptedFeatures" in payload and "features" not in payload:
+        raise GrowthBookImportError(
+            [
+                ConfigIssue(
+                    "encryptedFeatures", "...", "the payload is encrypted: export the decrypted features"
+                )
+            ]
+        )
     features = payload.get("features", payload)
     if not isinstance(features, Mapping):
         raise GrowthBookImportError([ConfigIssue("features", features, "expected an object of features")])
