@@ -214,3 +214,11 @@ def test_bad_token_digests_are_config_errors() -> None:
         Turnout({"ofrep": {"tokens": {"plain-token": "x"}}})
     assert [(issue.path, issue.value) for issue in caught.value.issues] == [("ofrep.tokens", "***")]
     assert "plain-token" not in str(caught.value)
+
+
+async def test_the_package_level_function_builds_the_same_app(turnout: Turnout) -> None:
+    import turnout as package
+
+    async with client(package.ofrep_app(turnout)) as http:
+        answer = (await http.post(SINGLE + "page-size", json={})).json()
+    assert (answer["value"], answer["reason"]) == (10, "DEFAULT")
