@@ -120,6 +120,7 @@ def test_the_conversion_reads_as_turnout_config() -> None:
             },
         ],
     }
+    assert import_features(FEATURES)["routing"] == {"attributes": ["company", "country", "email", "plan"]}
     assert flags["pricing"]["hash_by"] == "company"
     assert flags["pricing"]["values"] == {
         "value-1": {"tier": "standard", "discount": 0},

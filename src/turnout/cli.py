@@ -364,6 +364,8 @@ def _rule_text(index: int, rule: RuleConfig) -> str:
         action = f"serve {rule.serve}"
     else:
         action = "split " + " / ".join(f"{v} {w:g}%" for v, w in (rule.split or {}).items())
+        if rule.coverage < 1:
+            action += f", coverage {rule.coverage:.4g}"
     if rule.rollout is not None:
         steps = " -> ".join(f"{s:g}%" for s in rule.rollout.steps)
         action += f", rollout {steps} every {rule.rollout.every:g}s"

@@ -18,7 +18,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from turnout.errors import ConfigIssue, TurnoutError
+from turnout.conditions import compile_condition
+from turnout.errors import ConditionError, ConfigIssue, TurnoutError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _UNSUPPORTED = ("namespace", "filters", "range", "ranges", "parentConditions", "contextualVariations")
@@ -66,7 +67,28 @@ def import_features(payload: Mapping[str, Any]) -> dict[str, Any]:
             flags[str(key)] = flag
     if issues:
         raise GrowthBookImportError(issues)
-    return {"flags": flags}
+    config: dict[str, Any] = {"flags": flags}
+    attributes = _attributes(flags)
+    if attributes:
+        # The app passes these to turnout as it passed them to GrowthBook's SDK.
+        config["routing"] = {"attributes": attributes}
+    return config
+
+
+def _attributes(flags: Mapping[str, Any]) -> list[str]:
+    """The attributes the flags' conditions and `hash_by` read."""
+    names: set[str] = set()
+    for key, flag in flags.items():
+        if flag.get("hash_by"):
+            names.add(flag["hash_by"])
+        for index, rule in enumerate(flag.get("rules", [])):
+            if "when" in rule:
+                try:
+                    condition = compile_condition(rule["when"], path=f"flags.{key}.rules[{index}].when")
+                except ConditionError:
+                    continue  # reported when the converted config is validated
+                names.update(condition.attributes)
+    return sorted(names)
 
 
 class _Feature:
