@@ -9,6 +9,7 @@ into the default SQLite sink. The working directory (set by the benchmark) recei
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -37,7 +38,7 @@ CONFIG: dict[str, Any] = {
             ],
         }
     },
-    "http": {"attribute_headers": {"plan": "X-Plan"}},
+    "http": {"attribute_headers": {"X-Plan": "plan"}},
 }
 
 
@@ -59,7 +60,10 @@ def bare_app() -> FastAPI:
 
 def turnout_app() -> FastAPI:
     """The same route with middleware, `@experiment` and the engine run through turnout."""
-    turnout = Turnout(CONFIG, env={})
+    # Only TURNOUT_* settings from the environment: `bench_e2e.py --no-events` passes
+    # TURNOUT_EVENTS__ENABLED=false this way.
+    settings = {name: value for name, value in os.environ.items() if name.startswith("TURNOUT_")}
+    turnout = Turnout(CONFIG, env=settings)
     for name in VARIANTS:
         turnout.add_engine(name, _answer)
     app = FastAPI(lifespan=turnout.lifespan)

@@ -170,7 +170,8 @@ async def test_no_fault_fails_a_request_and_every_fault_is_counted(
     assert set(failures["engine.hang_sync"]) <= {"EngineTimeoutError", "CircuitOpenError"}
     assert failures["engine.raise_async"].get("EngineDown", 0) >= 1
     assert faults.count(failures, "intent.classify") == classifier.calls == REQUESTS  # one per decision
-    assert faults.count(failures, "exporter.raising") == raising_exporter.calls >= 1
+    # A call the loop gave up on (busy machine) is counted as a timeout, not again when it raises.
+    assert faults.count(failures, "exporter.raising") >= raising_exporter.calls >= 1
     assert faults.count(failures, "exporter.hanging") >= 1
     assert faults.count(failures, "events.sink.raising") == raising_sink.calls >= 1
     assert faults.count(failures, "events.sink.hanging") >= 1
