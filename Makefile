@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test postgres browser screenshots lint typecheck pytest bench soak docs clean
 
-PLUGINS := plugins/turnout-langgraph plugins/turnout-posthog
+PLUGINS := plugins/turnout-langgraph plugins/turnout-posthog plugins/turnout-openfeature
 
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_e2e.py --quick
 	$(BIN)/python bench/bench_decide.py --quick
 	$(BIN)/python bench/bench_asgi.py --quick
+	$(BIN)/python bench/bench_openfeature.py --quick
 	$(BIN)/python bench/bench_telemetry.py --quick
 	$(BIN)/python bench/bench_metrics.py
 	$(BIN)/python bench/bench_events.py --quick

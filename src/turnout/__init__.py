@@ -6,6 +6,7 @@ from turnout.context import RoutingContext, current_context, current_decision
 from turnout.decision import Decision, Reason
 from turnout.decorators import BoundEngine, experiment
 from turnout.errors import ConfigError, TurnoutError
+from turnout.ofrep import ofrep_app
 from turnout.router import Turnout
 from turnout.types import Intent
 from turnout.workflow import Workflow
@@ -25,6 +26,7 @@ __all__ = [
     "current_context",
     "current_decision",
     "experiment",
+    "ofrep_app",
 ]
 
 __version__ = "0.1.0"

@@ -13,7 +13,7 @@ from turnout.errors import ConfigError, ConfigIssue, TurnoutError
 from turnout.references import attribute_issues, fallback_issues, shadow_issues, variant_issues
 
 
-def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one flat list of commands
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `turnout` console script."""
     parser = argparse.ArgumentParser(prog="turnout", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -36,12 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one flat 
     intent = commands.add_parser("intent", help="train and evaluate the fastText intent classifier")
     add_intent_commands(intent.add_subparsers(required=True))
 
-    events = commands.add_parser("events", help="aggregates of tracked events").add_subparsers(
-        dest="events_command", required=True
-    )
-    summary_cmd = events.add_parser("summary", help="events per day, top events, support-bot rates")
-    summary_cmd.add_argument("url", nargs="?", default="sqlite:///turnout_events.db")
-    summary_cmd.add_argument("--since", default="30d", help="e.g. 7d, 30d, 24h")
+    _add_events_command(commands)
 
     from turnout.shadow_report import add_shadow_command
 
@@ -53,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one flat 
     dash.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
     dash.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes with --watch")
     dash.add_argument("--config", type=Path, help="a turnout config whose health thresholds to use")
+
+    _add_import_command(commands)
 
     from turnout.rollouts.cli import add_rollout_command
 
@@ -79,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one flat 
         from turnout.events.summary import summary_main
 
         return summary_main(args.url, args.since)
+    if args.command == "import":
+        return _import_growthbook(args.file, args.output)
     if args.command == "shadow":
         from turnout.shadow_report import run_shadow_command
 
@@ -106,6 +105,60 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one flat 
     from turnout.demo import run_demo
 
     return run_demo(users=args.users, seed=args.seed, serve=args.serve, port=args.port)
+
+
+def _add_events_command(commands: Any) -> None:
+    events = commands.add_parser("events", help="aggregates of tracked events").add_subparsers(
+        dest="events_command", required=True
+    )
+    summary_cmd = events.add_parser("summary", help="events per day, top events, support-bot rates")
+    summary_cmd.add_argument("url", nargs="?", default="sqlite:///turnout_events.db")
+    summary_cmd.add_argument("--since", default="30d", help="e.g. 7d, 30d, 24h")
+
+
+def _add_import_command(commands: Any) -> None:
+    imports = commands.add_parser("import", help="convert another tool's flags to turnout config")
+    sources = imports.add_subparsers(dest="import_source", required=True)
+    growthbook = sources.add_parser("growthbook", help="GrowthBook features (SDK payload JSON) to TOML")
+    growthbook.add_argument("file", type=Path, help="features.json, or the SDK payload with `features`")
+    growthbook.add_argument("-o", "--output", type=Path, help="write the TOML here (default: print it)")
+
+
+def _import_growthbook(path: Path, output: Path | None) -> int:
+    import json
+
+    from turnout.growthbook import GrowthBookImportError, import_features
+
+    try:
+        import tomli_w
+    except ImportError:
+        print('writing TOML needs tomli-w: pip install "turnout[cli]"', file=sys.stderr)
+        return 1
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(payload, dict):
+            raise ValueError("expected a JSON object of features")
+        config = import_features(payload)
+        validate_config(config, source=str(path))
+    except OSError as exc:
+        print(f"{path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except ConfigError as exc:
+        print(f"{path}: the converted flags do not validate: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"{path}: not JSON features: {exc}", file=sys.stderr)
+        return 1
+    except GrowthBookImportError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 1
+    text = tomli_w.dumps(config)
+    if output is None:
+        print(text, end="")
+    else:
+        output.write_text(text, encoding="utf-8")
+        print(f"wrote {len(config['flags'])} flags to {output}", file=sys.stderr)
+    return 0
 
 
 def _validate(path: Path, *, use_env: bool, engines: str | None = None) -> int:
@@ -310,6 +363,8 @@ def _rule_text(index: int, rule: RuleConfig) -> str:
         action = f"serve {rule.serve}"
     else:
         action = "split " + " / ".join(f"{v} {w:g}%" for v, w in (rule.split or {}).items())
+        if rule.coverage < 1:
+            action += f", coverage {rule.coverage:.4g}"
     if rule.rollout is not None:
         steps = " -> ".join(f"{s:g}%" for s in rule.rollout.steps)
         action += f", rollout {steps} every {rule.rollout.every:g}s"

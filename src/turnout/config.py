@@ -20,7 +20,16 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    model_validator,
+)
 
 from turnout.errors import NOTHING, ConditionError, ConfigError, ConfigIssue
 from turnout.limits import depth_message, too_deep
@@ -205,6 +214,10 @@ class RuleConfig(_Model):
     """The experiment this rule belongs to: exposures and per-variant metrics are recorded under it."""
     seed: str | None = None
     """Hashing seed (default: the experiment name, else `flag:rule`); keep it when ramping."""
+    coverage: Fraction = 1.0
+    """The share of users the split takes in (GrowthBook's coverage); the others skip the rule."""
+    hash: HashName | None = None
+    """This rule's bucketing hash (default: the flag's `hash`)."""
     guardrails: GuardrailsConfig | None = None
     """Checks the treatment must pass: steps advance only while they do; failures pause or roll back."""
     enabled: bool = True
@@ -216,12 +229,22 @@ class RuleConfig(_Model):
 class FlagConfig(_Model):
     """A flag: its variants, default, kill switch, overrides and ordered rules."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _variants_from_values(cls, data: Any) -> Any:
+        # `values = { on = true, off = false }` names the variants already.
+        if isinstance(data, dict) and "variants" not in data and isinstance(data.get("values"), dict):
+            return {**data, "variants": list(data["values"])}
+        return data
+
     variants: list[str] = Field(min_length=1)
     """The values the flag can serve; for engine flags, engine names."""
     default: str
     """Served when no rule matches, when the flag is disabled, and on errors."""
     kind: Literal["engine", "value"] = "engine"
     """`engine`: the variant names the engine to run; `value`: a plain flag with no engine."""
+    values: dict[str, JsonValue] = Field(default_factory=dict)
+    """Value flags: the value each variant stands for (one JSON type); none means the variant's name."""
     hash_by: str | None = None
     """The attribute to bucket on (default: the targeting key, also used when the attribute is missing)."""
     hash: HashName = "murmur3"
@@ -478,6 +501,15 @@ class ExperimentConfig(_Model):
     """Fewer exposed users than this in a variant: keep running, whatever the numbers say."""
 
 
+class OfrepConfig(_Model):
+    """The OpenFeature Remote Evaluation Protocol endpoint (`turnout.ofrep_app()`)."""
+
+    tokens: dict[str, str] = Field(default_factory=dict)
+    """Bearer tokens by their SHA-256 (hex) to the caller's name; none means no token is asked for."""
+    poll_interval_ms: int = Field(default=30_000, ge=1000)
+    """The shortest bulk polling interval announced to clients in `/ofrep/v1/configuration`."""
+
+
 class TurnoutConfig(_Model):
     """The whole configuration."""
 
@@ -509,6 +541,8 @@ class TurnoutConfig(_Model):
     """The admin HTTP API: tokens and roles, and how often replicas read changes."""
     experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
     """How each experiment is judged (primary and guardrail metrics, MDE, verdict rule), by name."""
+    ofrep: OfrepConfig = OfrepConfig()
+    """The OpenFeature remote evaluation endpoint: who may call it."""
 
 
 def validate_config(data: Mapping[str, Any], *, source: str | None = None) -> TurnoutConfig:
@@ -579,21 +613,20 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
     if config.privacy.targeting_key == "hash" and not config.privacy.salt:
         yield ConfigIssue("privacy.salt", config.privacy.salt, 'targeting_key = "hash" needs a salt')
     yield from _shared_guarded_experiments(config)
-    for digest in config.admin.tokens:
-        if not _SHA256.match(digest):
-            # Never echo the key whole: a plain token put there by mistake must not reach a log.
-            message = "a key is the SHA-256 hex digest of a token (64 hex digits)"
-            yield ConfigIssue("admin.tokens", f"{digest[:4]}...", message)
+    yield from _token_keys(config)
     for key, flag in config.flags.items():
         path = f"flags.{key}"
         declared = set(flag.variants)
         if len(declared) != len(flag.variants):
             yield ConfigIssue(f"{path}.variants", flag.variants, "variants must be unique")
+        if "" in declared:
+            yield ConfigIssue(f"{path}.variants", flag.variants, "a variant needs a name")
         if flag.default not in declared:
             yield ConfigIssue(f"{path}.default", flag.default, _unknown("variant", flag.variants))
         for user, variant in flag.overrides.items():
             if variant not in declared:
                 yield ConfigIssue(f"{path}.overrides.{user}", variant, _unknown("variant", flag.variants))
+        yield from _check_values(path, flag)
         names: set[str] = set()
         for index, rule in enumerate(flag.rules):
             rpath = f"{path}.rules[{index}]"
@@ -613,6 +646,8 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
                 yield from _check_split(rpath, rule, flag)
             elif rule.rollout is not None:
                 yield ConfigIssue(f"{rpath}.rollout", rule.rollout.model_dump(), "a rollout needs a `split`")
+            if rule.coverage < 1 and rule.split is None:
+                yield ConfigIssue(f"{rpath}.coverage", rule.coverage, "coverage applies to a `split`")
             if rule.guardrails is not None:
                 yield from _check_guardrails(rpath, rule, config.metrics)
             if rule.when is not None:
@@ -620,6 +655,69 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
                     compile_condition(rule.when, path=f"{rpath}.when")
                 except ConditionError as exc:
                     yield ConfigIssue(exc.path, exc.value, exc.message)
+
+
+VALUE_TYPES = ("boolean", "string", "integer", "float", "object")
+
+
+def _token_keys(config: TurnoutConfig) -> Iterator[ConfigIssue]:
+    """Token tables are keyed by each token's SHA-256: a key that is not one may be a pasted token."""
+    for digest in config.admin.tokens:
+        if not _SHA256.match(digest):
+            # Never echo the key whole: a plain token put there by mistake must not reach a log.
+            message = "a key is the SHA-256 hex digest of a token (64 hex digits)"
+            yield ConfigIssue("admin.tokens", f"{digest[:4]}...", message)
+    for digest in config.ofrep.tokens:
+        if not _SHA256.match(digest.lower()):
+            # The key is not in the path: it may be a token pasted where its hash belongs.
+            yield ConfigIssue(
+                "ofrep.tokens",
+                digest,
+                "keys are the tokens' SHA-256 as 64 hex digits, never the tokens themselves",
+            )
+
+
+def value_type(value: Any) -> str:
+    """The OpenFeature type of a flag value: boolean, string, integer, float or object."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    return "object"
+
+
+def _check_values(path: str, flag: FlagConfig) -> Iterator[ConfigIssue]:
+    if not flag.values:
+        return
+    if flag.kind != "value":
+        yield ConfigIssue(f"{path}.values", flag.values, 'only a flag with kind = "value" has values')
+        return
+    for variant, value in flag.values.items():
+        if variant not in flag.variants:
+            yield ConfigIssue(f"{path}.values.{variant}", value, _unknown("variant", flag.variants))
+        elif value is None:
+            yield ConfigIssue(f"{path}.values.{variant}", value, "a value cannot be null")
+    missing = [variant for variant in flag.variants if variant not in flag.values]
+    if missing:
+        yield ConfigIssue(f"{path}.values", flag.values, f"every variant needs a value; missing: {missing}")
+    types = {value_type(value) for value in flag.values.values() if value is not None}
+    # An integer is a float too: `{ low = 0.5, high = 1 }` is a float flag.
+    if types == {"integer", "float"}:
+        return
+    if len(types) > 1:
+        first = value_type(flag.values.get(flag.default, next(iter(flag.values.values()))))
+        for variant, value in flag.values.items():
+            if value is not None and value_type(value) != first:
+                yield ConfigIssue(
+                    f"{path}.values.{variant}",
+                    value,
+                    f"all values of a flag have one type; the default's is {first}, this is "
+                    f"{value_type(value)}",
+                )
 
 
 ENGINE_METRICS = ("engine.success", "engine.latency_ms")

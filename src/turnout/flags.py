@@ -172,6 +172,8 @@ class CompiledFlag:
             if rule.gate is not None and rule.gate.rolled_back:
                 return rule.rolled_back or self._default
             variant, bucket = splitter.assign(context.value(self.hash_by))
+            if not variant:
+                continue  # outside the rule's coverage
             return Decision(
                 self.key,
                 variant,
@@ -254,13 +256,19 @@ def _compile_rule(
         else None
     )
     seed = rule.seed or rule.experiment or f"{key}:{name}"
+    algorithm = rule.hash or flag.hash
     splitter = rollout = None
     if rule.split is not None:
-        splitter = Splitter(rule.split, seed=seed, algorithm=flag.hash)
+        splitter = Splitter(rule.split, seed=seed, algorithm=algorithm, coverage=rule.coverage)
         if rule.rollout is not None and rule.rollout.start is not None:  # validation requires a start
             start = rule.rollout.start.timestamp()
             steps = tuple(
-                Splitter(weights_at_step(rule.split, flag.default, share), seed=seed, algorithm=flag.hash)
+                Splitter(
+                    weights_at_step(rule.split, flag.default, share),
+                    seed=seed,
+                    algorithm=algorithm,
+                    coverage=rule.coverage,
+                )
                 for share in rule.rollout.steps
             )
             rollout = _Rollout(start, rule.rollout.every, steps, gate)

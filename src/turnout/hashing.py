@@ -73,9 +73,13 @@ class Splitter:
     `growthbook-v1`/`-v2` reproduce GrowthBook's contiguous bucket ranges (declared
     order, coverage 1) and assign exactly as its SDKs do; those are ramp-monotone only
     for two variants.
+
+    `coverage` below 1 takes in only that share of users: `assign` gives the variant `""` to
+    the others. GrowthBook's ranges shrink to `coverage` of each variant's weight, as its SDK's do.
     """
 
     __slots__ = (
+        "_coverage",
         "_ends",
         "_prefix",
         "_ranged",
@@ -88,12 +92,20 @@ class Splitter:
     )
 
     def __init__(
-        self, weights: Mapping[str, float], *, seed: str, algorithm: HashAlgorithm = "murmur3"
+        self,
+        weights: Mapping[str, float],
+        *,
+        seed: str,
+        algorithm: HashAlgorithm = "murmur3",
+        coverage: float = 1.0,
     ) -> None:
         if algorithm not in HASH_ALGORITHMS:
             raise ValueError(f"unknown hash algorithm {algorithm!r}; expected one of {HASH_ALGORITHMS}")
         if not weights:
             raise ValueError("a split needs at least one variant")
+        if not 0 <= coverage <= 1:
+            raise ValueError(f"coverage must be between 0 and 1, got {coverage!r}")
+        self._coverage = float(coverage)
         self.variants: tuple[str, ...] = tuple(weights)
         self.weights: tuple[float, ...] = _normalise(weights)
         self.seed = seed
@@ -108,25 +120,31 @@ class Splitter:
         self._rivals: tuple[tuple[str, int, float], ...] = tuple(
             (v, _hash32(self._prefix + v, 0, False), 1.0 / w) for v, w in live
         )
-        # GrowthBook's getBucketRanges with coverage 1: the same float running sum, so
-        # boundaries match the SDK bit for bit; zero-width ranges can never be hit.
-        ends: list[tuple[str, float]] = []
+        # GrowthBook's getBucketRanges: the same float arithmetic, so boundaries match the
+        # SDK bit for bit; zero-width ranges can never be hit.
+        ends: list[tuple[str, float, float]] = []
         cumulative = 0.0
         for v, w in zip(self.variants, self.weights, strict=True):
+            start = cumulative
             cumulative += w
-            ends.append((v, cumulative))
-        self._ends: tuple[tuple[str, float], ...] = tuple(ends)
+            ends.append((v, start, start + self._coverage * w))
+        self._ends: tuple[tuple[str, float, float], ...] = tuple(ends)
 
     def __repr__(self) -> str:
         split = dict(zip(self.variants, self.weights, strict=True))
-        return f"Splitter({split!r}, seed={self.seed!r}, algorithm={self.algorithm!r})"
+        return (
+            f"Splitter({split!r}, seed={self.seed!r}, algorithm={self.algorithm!r}, "
+            f"coverage={self._coverage!r})"
+        )
 
     def assign(self, value: str) -> tuple[str, float]:
-        """Return (variant, bucket) for a hash-by value."""
+        """Return (variant, bucket) for a hash-by value; the variant is `""` outside the coverage."""
         if self._ranged:
             return self._assign_growthbook(value)
         key = self._prefix + value
         position = _hash32(key, 0, False) / _TWO_32
+        if position >= self._coverage:
+            return "", position
         if self._sole is not None:
             return self._sole, position
         # Highest random weight: the least -ln(u_v) / w_v wins, u_v uniform in (0, 1).
@@ -148,9 +166,11 @@ class Splitter:
 
     def _assign_growthbook(self, value: str) -> tuple[str, float]:
         n = bucket(self.seed, value, self.algorithm)
-        for variant, end in self._ends:
-            if n < end:
+        for variant, start, end in self._ends:
+            if start <= n < end:
                 return variant, n
+        if self._coverage < 1:
+            return "", n
         # Only reachable if rounding left the last range short of 1; stay with a live variant.
         return self._rivals[-1][0], n
 

@@ -1,7 +1,7 @@
 """Plugins discovered through entry points: a name maps to a factory.
 
 Groups: `turnout.engines`, `turnout.exporters`, `turnout.sinks`, `turnout.classifiers`,
-`turnout.notifiers`, `turnout.comparators`.
+`turnout.notifiers`, `turnout.comparators`, `turnout.providers`.
 Discovery is cached per process. `TURNOUT_DISABLE_PLUGIN_AUTOLOAD=1` turns it off and
 `[plugins] block = [...]` hides plugins by name (or `group:name`); a config can always name
 a factory directly as `"package.module:attribute"`, which needs no discovery.
@@ -26,6 +26,7 @@ GROUPS = (
     "turnout.classifiers",
     "turnout.notifiers",
     "turnout.comparators",
+    "turnout.providers",
 )
 DISABLE_ENV = "TURNOUT_DISABLE_PLUGIN_AUTOLOAD"
 

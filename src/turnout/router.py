@@ -115,6 +115,7 @@ class Turnout:
         # Engines registered in code are known once the app starts or first decides; until
         # then a fallback may name one that is not registered yet.
         self._engines_known = False
+        self._reload_listeners: list[Callable[[TurnoutConfig], object]] = []
         self._base = self._validate(config if config is not None else {})
         self._snapshot = self._build(self.overlays.apply(self._base), str(path) if path else None)
         self.overlays.on_change = self._reapply
@@ -228,6 +229,11 @@ class Turnout:
                 note="these settings take effect when the app restarts",
             )
         _log.info("turnout.reloaded", source=source, flags=sorted(snapshot.flags))
+        for listener in tuple(self._reload_listeners):
+            try:
+                listener(snapshot.config)
+            except Exception as exc:
+                self.failures.record("reload.listener", exc)
         return snapshot.config
 
     def _reapply(self) -> None:
@@ -235,6 +241,19 @@ class Turnout:
         # A failure is logged and counted by reload; the config in force stays.
         with contextlib.suppress(ConfigError, TurnoutError):
             self.reload(self._base)
+
+    def on_reload(self, listener: Callable[[TurnoutConfig], object]) -> Callable[[], None]:
+        """Call `listener(config)` after every successful reload; returns a function that removes it.
+
+        A listener that raises is logged once and counted; the reload stands.
+        """
+        self._reload_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._reload_listeners:
+                self._reload_listeners.remove(listener)
+
+        return remove
 
     def _apply_privacy(self, config: TurnoutConfig) -> None:
         """Hand the privacy settings to every part that writes spans, logs or events."""
@@ -537,6 +556,12 @@ class Turnout:
         from turnout.decorators import experiment
 
         return experiment(flag, turnout=self, **options)
+
+    def ofrep_app(self, *, tokens: Mapping[str, str] | None = None) -> ASGIApp:
+        """The OpenFeature remote evaluation endpoints (OFREP) as an ASGI app to mount or serve."""
+        from turnout.ofrep import ofrep_app
+
+        return ofrep_app(self, tokens=tokens)
 
     def choose(self, flag: str) -> Callable[..., Any]:
         """A FastAPI dependency giving the chosen engine: `Depends(turnout.choose(flag))`."""
