@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
-import time
+
+from debian_packages import apt_install
 
 INSTALL_TIMEOUT_S = 1200.0
 """apt-get update + install on a slow mirror: generous, it runs once per machine."""
@@ -41,36 +41,14 @@ def ensure_installed(*, timeout_s: float = INSTALL_TIMEOUT_S, log: bool = True) 
     found = find_chromium()
     if found is not None:
         return found
-    apt = shutil.which("apt-get")
-    if apt is None or os.geteuid() != 0:
-        raise BrowserUnavailable(
-            "Chromium not found and cannot install it here (needs root and apt-get): "
-            "install the `chromium` package, or set TURNOUT_CHROMIUM to its executable"
-        )
-    if log:
-        print(
-            "\nChromium not found: installing the Debian `chromium` package with apt-get "
-            "(once per machine; this can take a few minutes)...",
-            file=sys.stderr,
-            flush=True,
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    deadline = time.monotonic() + timeout_s
-    for command in ([apt, "update"], [apt, "install", "-y", "--no-install-recommends", "chromium"]):
-        try:
-            done = subprocess.run(
-                command,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=max(deadline - time.monotonic(), 1.0),
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise BrowserUnavailable(f"`{' '.join(command)}` did not finish in {timeout_s:g}s") from exc
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip()[-800:]
-            raise BrowserUnavailable(f"`{' '.join(command)}` failed ({done.returncode}): {tail}")
+    apt_install(
+        "chromium",
+        error=BrowserUnavailable,
+        missing="Chromium not found: install the `chromium` package, "
+        "or set TURNOUT_CHROMIUM to its executable",
+        timeout_s=timeout_s,
+        log=log,
+    )
     found = find_chromium()
     if found is None:
         raise BrowserUnavailable("apt-get installed `chromium` but its executable is still not found")

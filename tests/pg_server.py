@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from debian_packages import apt_install
+
 INSTALL_TIMEOUT_S = 1200.0
 """apt-get update + install on a slow mirror: generous, it runs once per machine."""
 
@@ -71,36 +73,14 @@ def ensure_installed(*, timeout_s: float = INSTALL_TIMEOUT_S, log: bool = True) 
     found = find_binaries()
     if found is not None:
         return found
-    apt = shutil.which("apt-get")
-    if apt is None or os.geteuid() != 0:
-        raise PostgresUnavailable(
-            "PostgreSQL server programs (initdb, pg_ctl) not found and cannot install them here "
-            "(needs root and apt-get): install the `postgresql` package, or set TURNOUT_PG_BINDIR"
-        )
-    if log:
-        print(
-            "\nPostgreSQL server not found: installing the Debian `postgresql` package with apt-get "
-            "(once per machine; this can take a few minutes)...",
-            file=sys.stderr,
-            flush=True,
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    deadline = time.monotonic() + timeout_s
-    for command in ([apt, "update"], [apt, "install", "-y", "--no-install-recommends", "postgresql"]):
-        try:
-            done = subprocess.run(
-                command,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=max(deadline - time.monotonic(), 1.0),
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise PostgresUnavailable(f"`{' '.join(command)}` did not finish in {timeout_s:g}s") from exc
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip()[-800:]
-            raise PostgresUnavailable(f"`{' '.join(command)}` failed ({done.returncode}): {tail}")
+    apt_install(
+        "postgresql",
+        error=PostgresUnavailable,
+        missing="PostgreSQL server programs (initdb, pg_ctl) not found: install the `postgresql` package, "
+        "or set TURNOUT_PG_BINDIR",
+        timeout_s=timeout_s,
+        log=log,
+    )
     found = find_binaries()
     if found is None:
         raise PostgresUnavailable("apt-get installed `postgresql` but initdb/pg_ctl are still not found")
