@@ -38,7 +38,9 @@ def test_the_demo_summarises_simulated_failures_and_fits_80_columns(tmp_path: Pa
     assert "(intent rule)" in after and "premium requests (" in after
     assert "A variant counts its requests, fallback time included; an engine, its calls." in after
     # Only a command or a path (which must not be broken) may be wider than the terminal.
-    commands = [line for line in out.splitlines() if " -m " in line or " " not in line.strip()]
+    lines = out.splitlines()
+    suggested = lines[lines.index("Try next:") + 1 :] if "Try next:" in lines else []  # commands to paste
+    commands = [line for line in lines if " -m " in line or " " not in line.strip()] + suggested
     too_wide = [line for line in out.splitlines() if len(line.rstrip()) > 80 and line not in commands]
     assert too_wide == []
     assert (tmp_path / "logs" / "metrics.jsonl").is_file()
