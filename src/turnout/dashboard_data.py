@@ -19,7 +19,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -95,6 +95,7 @@ class MetricsReader:
             malformed=self._malformed,
             malformed_lines=tuple(self._bad_lines),
             problem=problem,
+            decisions=_added_up(snap.decisions for snap in chosen),
         )
 
     def history(self) -> list[Snapshot]:
@@ -187,6 +188,7 @@ class MetricsReader:
             process if isinstance(process, str) else str(process),
             _series(data.get("components", {}), window),
             experiments,
+            _decisions(data.get("decisions", {}), window),
         )
 
     def _note(self, stamp: datetime) -> None:
@@ -226,6 +228,27 @@ def _series(value: Any, window: bool) -> dict[str, Figures]:
             data = _mapping(data["window"])
         found[name] = _figures(data)
     return found
+
+
+def _added_up(parts: Iterable[Mapping[str, Mapping[str, int]]]) -> dict[str, dict[str, int]]:
+    total: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for flag, reasons in part.items():
+            counts = total.setdefault(flag, {})
+            for reason, n in reasons.items():
+                counts[reason] = counts.get(reason, 0) + n
+    return total
+
+
+def _decisions(value: Any, window: bool) -> dict[str, dict[str, int]]:
+    field = "window" if window else "total"
+    return {
+        str(flag): {
+            str(reason): _count(_mapping(counts).get(field, 0))
+            for reason, counts in _mapping(reasons).items()
+        }
+        for flag, reasons in _mapping(value).items()
+    }
 
 
 def _figures(data: Mapping[str, Any]) -> Figures:

@@ -62,6 +62,8 @@ class Snapshot:
     process: str
     components: Mapping[str, Figures]
     experiments: Mapping[str, Experiment]
+    decisions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Decisions per flag and reason: since the process started, or in the line's window."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,8 @@ class Dashboard:
     malformed: int
     malformed_lines: tuple[int, ...]
     problem: str | None = None
+    decisions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Decisions per flag and reason, added up over the lines read (as `components`)."""
 
     @property
     def ok(self) -> bool:

@@ -172,6 +172,7 @@ class EngineSet:
         self._failures = failures
         self._metrics = telemetry.metrics
         self._tracing = telemetry.tracing
+        self._decisions = telemetry.decisions
 
     def resolve(self, decision: Decision, default: Decision) -> tuple[Engine, Decision]:
         """The engine for `decision`; a missing one is replaced by the flag default's (reason ERROR).
@@ -307,6 +308,7 @@ class EngineSet:
             self._record_variant(decision, started, error)
             raise exc
         tried.add(target.name)
+        self._decisions.count(decision.flag, Reason.FALLBACK)
         error_text = self._tracing.privacy.error_text(exc)
         return target, decision.fallen_back(target.name, f"{engine.name}: {error_text}"[:300])
 

@@ -384,6 +384,7 @@ class Turnout:
             "decide", (perf_counter() - started) * 1000.0, decision.reason is not Reason.ERROR
         )
         telemetry.tracing.record_evaluation(decision, ctx.targeting_key)
+        telemetry.decisions.count(flag, decision.reason)
         if decision.experiment is not None:
             telemetry.metrics.expose(decision.experiment, flag, decision.variant)
             self.events.exposure(decision, context=ctx)
@@ -395,6 +396,7 @@ class Turnout:
         # default (a reload removed it) or `routing.default_engine`, never by "no engine".
         self.failures.record("decide", UnknownFlagError(flag), flag=flag)
         self.telemetry.metrics.record("decide", 0.0, False, "UnknownFlagError")
+        self.telemetry.decisions.count(flag, Reason.ERROR)
         decision = snapshot.fallback_decision(flag) or Decision(
             flag, "", None, Reason.ERROR, error=f"unknown flag {flag!r}"
         )

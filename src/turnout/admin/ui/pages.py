@@ -116,6 +116,7 @@ def flag(look: Look, key: str | None) -> Page:
         for index, rule in enumerate(chosen.rules):
             if rule.split is not None:
                 parts.append(_split_editor(key, chosen, index, rule))
+    parts.append(_decision_reasons(look, key))
     figures = _flag_figures(look, key, chosen)
     if figures:
         parts.append("<h2>Who gets what</h2>")
@@ -142,7 +143,40 @@ def engines(look: Look) -> Page:
         parts.append(_figures_table(f"Variants of {name}", experiment.variants, look))
         parts.append(_experiment_charts(look, name))
     parts += _shadow_tables(look)
+    parts.append(_registry_table(look))
     return Page("Engines", "\n".join(parts))
+
+
+_STAGE_BADGE = {"deployed": "ok", "stable": "ok", "canary": "warn", "archived": "idle"}
+
+
+def _registry_table(look: Look) -> str:
+    """Every registered version of every engine: stage, tags, when, what (as `turnout registry list`)."""
+    try:
+        registered = look.turnout.registry.engines()
+    except Exception as exc:  # the store is unreachable: say so, draw the rest of the page
+        problem = f"The engine registry cannot be read: {exc}"
+        return f'<h2>Engine registry</h2><p class="problem">{escape(problem)}</p>'
+    if not registered:
+        return (
+            '<h2>Engine registry</h2><p class="empty">No engine version is registered '
+            "(<code>turnout registry register</code> or <code>POST /engines/{name}/versions</code>).</p>"
+        )
+    rows = [
+        _row(
+            escape(found.engine),
+            escape(found.version),
+            _badge(found.stage, _STAGE_BADGE.get(found.stage, "idle")),
+            escape(", ".join(found.tags)) or "—",
+            _when(found.registered_at or None),
+            _when(found.stage_changed_at or None),
+            escape(found.description) or "—",
+        )
+        for versions in registered.values()
+        for found in versions
+    ]
+    columns = ("Engine", "Version", "Stage", "Tags", "Registered", "Stage since", "Description")
+    return "<h2>Engine registry</h2>" + _table("Registered engine versions, oldest first", columns, rows)
 
 
 def _shadow_tables(look: Look) -> list[str]:
@@ -388,6 +422,52 @@ def _rollout_actions(status: RolloutStatus) -> str:
 
 
 # -- figures -------------------------------------------------------------------------------
+
+
+_REASON_TEXT = {
+    "TARGETING_MATCH": "a rule's condition matched",
+    "SPLIT": "placed by a percentage split",
+    "DEFAULT": "no rule matched: the default",
+    "OVERRIDE": "forced for this user or request",
+    "DISABLED": "the flag is switched off",
+    "ERROR": "evaluation failed or the flag is unknown: the default",
+    "FALLBACK": "the chosen engine failed; a fallback engine served",
+}
+
+
+def _decision_reasons(look: Look, key: str) -> str:
+    """Why the flag served what it served: counts per reason, and per reason over time."""
+    counts = look.latest.decisions.get(key, {})
+    parts = ["<h2>Decision reasons</h2>"]
+    if not counts:
+        parts.append('<p class="empty">No decision of this flag is in the metrics yet.</p>')
+        return "\n".join(parts)
+    total = sum(counts.values())
+    rows = [
+        _row(
+            escape(reason), f"{n:,}", _pct(n / total if total else None), escape(_REASON_TEXT.get(reason, ""))
+        )
+        for reason, n in sorted(counts.items(), key=lambda item: -item[1])
+    ]
+    parts.append(
+        _table(
+            "Decisions by reason, since each process started",
+            ("Reason", "Decisions", "Share", "Meaning"),
+            rows,
+        )
+    )
+    grouped: dict[datetime, dict[str, int]] = {}
+    for snap in look.history:
+        at = grouped.setdefault(snap.timestamp.replace(microsecond=0), {})
+        for reason, n in snap.decisions.get(key, {}).items():
+            at[reason] = at.get(reason, 0) + n
+    lines: dict[str, Series] = {
+        reason: [(t, float(found.get(reason, 0))) for t, found in sorted(grouped.items())]
+        for reason in counts
+    }
+    chart = line_chart(f"{key}: decisions per interval, by reason", lines, lambda v: f"{v:,.0f}")
+    parts.append(f'<section class="charts">{chart}</section>')
+    return "\n".join(parts)
 
 
 def _flag_experiment(look: Look, key: str) -> str | None:
