@@ -65,6 +65,7 @@ async def test_engines_metrics_and_experiments(client: httpx.AsyncClient, turnou
     assert set(metrics) >= {"timestamp", "process", "components", "experiments"}
     variants = metrics["experiments"]["wf-canary"]["variants"]
     assert sum(v["exposures"] for v in variants.values()) == 1
+    assert metrics["decisions"]["coordinator"] == {"SPLIT": {"total": 1, "window": 1}}
     experiments = (await client.get("/experiments", headers=bearer(READ))).json()["experiments"]
     assert [(e["name"], e["rule"]) for e in experiments] == [("wf-canary", "canary")]
     report = await client.get("/experiments/wf-canary/results", headers=bearer(READ))

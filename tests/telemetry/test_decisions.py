@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from turnout import RoutingContext, Turnout
 from turnout.decision import Reason
 from turnout.telemetry.decisions import DecisionCounter
 from turnout.telemetry.reading import MetricsReader
+from turnout.telemetry.snapshot import MetricsSnapshot
 
 
 def test_totals_grow_and_a_window_holds_only_what_came_since_the_last_snapshot() -> None:
@@ -31,19 +33,31 @@ def test_totals_grow_and_a_window_holds_only_what_came_since_the_last_snapshot()
     assert counter.take()["coordinator"]["SPLIT"] == {"total": 4, "window": 0}
 
 
-def test_counts_from_many_threads_add_up_exactly() -> None:
+def test_counts_from_many_threads_add_up_exactly_without_a_lock() -> None:
     counter = DecisionCounter()
 
-    def work() -> None:
-        for _ in range(20_000):
-            counter.count("coordinator", Reason.SPLIT)
+    def work(reason: Reason) -> None:
+        for _ in range(50_000):
+            counter.count("coordinator", reason)
+            counter.count(f"flag-{reason}", Reason.SPLIT)  # new pairs appear while others count
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert counter.take()["coordinator"]["SPLIT"]["total"] == 80_000
+    reasons = [Reason.SPLIT, Reason.SPLIT, Reason.DEFAULT, Reason.SPLIT]
+    threads = [threading.Thread(target=work, args=(reason,)) for reason in reasons]
+    # Threads switch every microsecond rather than every 5 ms: a count that read, was switched
+    # out, then wrote back a stale number would lose thousands of the other threads' counts.
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(previous)
+    counts = counter.take()
+    assert counts["coordinator"]["SPLIT"]["total"] == 150_000
+    assert counts["coordinator"]["DEFAULT"]["total"] == 50_000
+    assert counts["flag-SPLIT"]["SPLIT"]["total"] == 150_000
 
 
 def test_distinct_flags_are_bounded_and_the_rest_are_counted_as_dropped() -> None:
@@ -144,3 +158,11 @@ def test_the_reader_adds_decisions_up_and_reads_lines_written_before_they_existe
     reader = MetricsReader(str(path), since="5m", now=lambda: datetime(2026, 1, 29, 12, 0, tzinfo=UTC))
     assert reader.read().decisions == {"coordinator": {"SPLIT": 47}}  # the windows in range
     assert reader.history()[0].decisions == {}  # the line from before decisions
+
+
+def test_a_metrics_line_written_before_decisions_were_counted_still_parses() -> None:
+    old = '{"timestamp": "2026-01-29T12:00:00Z", "interval_s": 10, "process": "web:1", "components": {}}'
+    assert MetricsSnapshot.model_validate_json(old).decisions == {}
+    counts = {"coordinator": {"SPLIT": {"total": 12, "window": 2}}}
+    new = MetricsSnapshot.model_validate_json(old).model_copy(update={"decisions": counts})
+    assert MetricsSnapshot.model_validate_json(new.model_dump_json()).decisions == counts
