@@ -3,10 +3,10 @@
 Counting runs on every `decide()`, so it takes no lock and adds nothing to a histogram: each
 (flag, reason) pair has a one-item list, and `cell[0] += 1` is all a decision costs once the pair
 has been seen. CPython (with its GIL) switches threads only at calls and backward jumps, never
-between that statement's read and write, so counts from several threads still add up exactly; a
-lock around it cost 12-18 % of a whole `decide()`, the cells 4-9 %. The window of a snapshot is the difference
-between the cumulative count now and at the previous snapshot, so closing a window touches no
-counter the request path writes.
+between that statement's read and write, so counts from several threads still add up exactly. A
+lock around the count cost 12-18 % of a whole `decide()`, the cells cost 4-9 %. The window of a
+snapshot is the difference between the cumulative count now and at the previous snapshot, so
+closing a window touches no counter the request path writes.
 """
 
 from __future__ import annotations
