@@ -80,6 +80,14 @@ async def test_flag_page_counts_decisions_by_reason_and_draws_them_over_time(sce
     decisions = USERS * INTERVALS
     assert f'<td data-label="Decisions">{decisions:,}</td>' in html
     assert '<th scope="row">SPLIT</th>' in html and "placed by a percentage split" in html
+    # A fallback is counted besides its decision's reason, so SPLIT is still every decision and a
+    # fallback's share is of the decisions.
+    fallbacks = scene.turnout.telemetry.live()["decisions"]["coordinator"]["FALLBACK"]["total"]
+    assert fallbacks > 0
+    split_row = html[html.index('<th scope="row">SPLIT</th>') :].split("</tr>")[0]
+    assert '<td data-label="Share">100.0%</td>' in split_row
+    fallback_row = html[html.index('<th scope="row">FALLBACK</th>') :].split("</tr>")[0]
+    assert f'<td data-label="Share">{fallbacks / decisions:.1%}</td>' in fallback_row
     chart = html[html.index("coordinator: decisions per interval, by reason") :]
     assert "<polyline" in chart and f"SPLIT: {USERS:,}" in chart
 

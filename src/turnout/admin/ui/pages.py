@@ -21,6 +21,7 @@ from turnout.admin.ui.charts import Series, line_chart
 from turnout.analysis.html import report_section
 from turnout.analysis.report import report, running_experiments
 from turnout.config import FlagConfig, RuleConfig, ThresholdsConfig, TurnoutConfig
+from turnout.decision import Reason
 from turnout.errors import TurnoutError
 from turnout.rollouts.checks import Outcome
 from turnout.rollouts.status import RolloutStatus, guarded_rules
@@ -431,7 +432,7 @@ _REASON_TEXT = {
     "OVERRIDE": "forced for this user or request",
     "DISABLED": "the flag is switched off",
     "ERROR": "evaluation failed or the flag is unknown: the default",
-    "FALLBACK": "the chosen engine failed; a fallback engine served",
+    "FALLBACK": "the chosen engine failed and a fallback served (also counted under its reason)",
 }
 
 
@@ -442,7 +443,8 @@ def _decision_reasons(look: Look, key: str) -> str:
     if not counts:
         parts.append('<p class="empty">No decision of this flag is in the metrics yet.</p>')
         return "\n".join(parts)
-    total = sum(counts.values())
+    # A fallback is counted besides the reason its decision was made for: not a share of its own.
+    total = sum(n for reason, n in counts.items() if reason != Reason.FALLBACK)
     rows = [
         _row(
             escape(reason), f"{n:,}", _pct(n / total if total else None), escape(_REASON_TEXT.get(reason, ""))
