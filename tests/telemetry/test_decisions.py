@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from turnout import RoutingContext, Turnout
-from turnout.dashboard_data import MetricsReader
 from turnout.decision import Reason
 from turnout.telemetry.decisions import DecisionCounter
+from turnout.telemetry.reading import MetricsReader
 
 
 def test_totals_grow_and_a_window_holds_only_what_came_since_the_last_snapshot() -> None:

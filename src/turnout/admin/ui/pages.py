@@ -1,7 +1,7 @@
 """What each dashboard page shows, as an HTML fragment, read through the same functions as the CLI.
 
-Figures come from the metrics snapshots (`dashboard_data.MetricsReader`, merged by
-`dashboard_figures`), experiments from `turnout.analysis.report`, rollouts from
+Figures come from metrics.jsonl (`telemetry.reading.MetricsReader`, merged by
+`telemetry.figures`), experiments from `turnout.analysis.report`, rollouts from
 `Turnout.rollouts.status`; this module only lays them out.
 """
 
@@ -21,10 +21,10 @@ from turnout.admin.ui.charts import Series, line_chart
 from turnout.analysis.html import report_section
 from turnout.analysis.report import report, running_experiments
 from turnout.config import FlagConfig, RuleConfig, ThresholdsConfig, TurnoutConfig
-from turnout.dashboard_figures import Dashboard, Figures, Snapshot, merge
 from turnout.errors import TurnoutError
 from turnout.rollouts.checks import Outcome
 from turnout.rollouts.status import RolloutStatus, guarded_rules
+from turnout.telemetry.figures import Dashboard, Figures, Reading, merge
 
 if TYPE_CHECKING:
     from turnout.router import Turnout
@@ -46,7 +46,7 @@ class Look:
     turnout: Turnout
     role: str
     latest: Dashboard
-    history: Sequence[Snapshot]
+    history: Sequence[Reading]
 
     @property
     def config(self) -> TurnoutConfig:
@@ -457,9 +457,9 @@ def _decision_reasons(look: Look, key: str) -> str:
         )
     )
     grouped: dict[datetime, dict[str, int]] = {}
-    for snap in look.history:
-        at = grouped.setdefault(snap.timestamp.replace(microsecond=0), {})
-        for reason, n in snap.decisions.get(key, {}).items():
+    for reading in look.history:
+        at = grouped.setdefault(reading.timestamp.replace(microsecond=0), {})
+        for reason, n in reading.decisions.get(key, {}).items():
             at[reason] = at.get(reason, 0) + n
     lines: dict[str, Series] = {
         reason: [(t, float(found.get(reason, 0))) for t, found in sorted(grouped.items())]
@@ -500,16 +500,16 @@ def _requests_per_s(look: Look, key: str, flag: FlagConfig) -> str:
     if not look.history:
         return "—"
     newest = look.history[-1].timestamp.replace(microsecond=0)
-    recent = [snap for snap in look.history if snap.timestamp.replace(microsecond=0) == newest]
+    recent = [reading for reading in look.history if reading.timestamp.replace(microsecond=0) == newest]
     experiment = _flag_experiment(look, key)
     count = 0
-    for snap in recent:
+    for reading in recent:
         if experiment is not None:
-            found = snap.experiments.get(experiment)
+            found = reading.experiments.get(experiment)
             count += sum(f.total_requests for f in found.variants.values()) if found is not None else 0
         else:
             names = set(_flag_components(look, flag).values())
-            count += sum(f.total_requests for name, f in snap.components.items() if name in names)
+            count += sum(f.total_requests for name, f in reading.components.items() if name in names)
     rate = f"{count / look.config.telemetry.snapshot_interval_s:,.1f}"
     return rate if experiment is not None else f"{rate} (its engines, all flags)"
 
@@ -541,24 +541,24 @@ def _figures_table(
 
 
 def _component_series(
-    history: Sequence[Snapshot], pick: Callable[[Snapshot], Figures | None]
+    history: Sequence[Reading], pick: Callable[[Reading], Figures | None]
 ) -> list[tuple[datetime, Figures]]:
     """Figures per snapshot time: the windows of every process written at that second, merged."""
     grouped: dict[datetime, list[Figures]] = {}
-    for snap in history:
-        figures = pick(snap)
+    for reading in history:
+        figures = pick(reading)
         if figures is not None:
-            grouped.setdefault(snap.timestamp.replace(microsecond=0), []).append(figures)
+            grouped.setdefault(reading.timestamp.replace(microsecond=0), []).append(figures)
     limits = ThresholdsConfig()  # health is not drawn, only the figures
     return [(at, merge(parts, limits)) for at, parts in sorted(grouped.items())]
 
 
-def _component_of(name: str, snap: Snapshot) -> Figures | None:
-    return snap.components.get(name)
+def _component_of(name: str, reading: Reading) -> Figures | None:
+    return reading.components.get(name)
 
 
-def _variant_of(experiment: str, variant: str, snap: Snapshot) -> Figures | None:
-    found = snap.experiments.get(experiment)
+def _variant_of(experiment: str, variant: str, reading: Reading) -> Figures | None:
+    found = reading.experiments.get(experiment)
     return found.variants.get(variant) if found is not None else None
 
 

@@ -1,4 +1,4 @@
-"""What `turnout dashboard` shows: figures per component and variant, and how they are merged.
+"""Figures read from metrics.jsonl, per component and variant, and how they are merged.
 
 Counts, successes and errors are summed and means weighted by request count, so those are exact.
 Percentiles cannot be added up: when several processes or windows are merged, each one's latency
@@ -55,8 +55,8 @@ class Experiment:
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
-    """One valid line of metrics.jsonl."""
+class Reading:
+    """One valid line of metrics.jsonl, as read."""
 
     timestamp: datetime
     process: str
