@@ -59,11 +59,11 @@ class FlakySink(MemorySink):
         super().__init__()
         self.failures = failures
 
-    def write_sync(self, batch: Sequence[Event]) -> None:
+    async def write(self, batch: Sequence[Event]) -> None:
         if self.failures > 0:
             self.failures -= 1
             raise ConnectionError("not yet")
-        super().write_sync(batch)
+        await super().write(batch)
 
 
 class HangingSink(EventSink):

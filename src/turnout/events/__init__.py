@@ -3,7 +3,7 @@
 from turnout.events.delivery import EventsLost
 from turnout.events.lanes import QueueOverflow
 from turnout.events.model import Event, EventKind, InvalidEvent, PropertyDropped, new_event_id
-from turnout.events.sinks import EventSink, JsonlSink, MemorySink, SQLiteSink, sink_from_url
+from turnout.events.sinks import EventSink, JsonlSink, MemorySink, SQLiteSink, ThreadedSink, sink_from_url
 from turnout.events.tracker import EventTracker
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "PropertyDropped",
     "QueueOverflow",
     "SQLiteSink",
+    "ThreadedSink",
     "new_event_id",
     "sink_from_url",
 ]

@@ -1,7 +1,8 @@
 """The PostgreSQL event sink: batches COPYed into `analytics_events` with psycopg 3.
 
-One connection per sink, made on first write (a lane writes one batch at a time: a pool would
-idle); `write_sync` has its own blocking one. A batch is one COPY; a batch meeting an id already
+One blocking connection per sink, made on first write and used from the sink's own thread (a
+lane writes one batch at a time: a pool would idle; COPY's work stays off the event loop). A
+batch is one COPY; a batch meeting an id already
 stored (a retry after a lost acknowledgement) goes through a temporary table and `ON CONFLICT
 (id) DO NOTHING`, so writes are idempotent. Connection errors raise (the lane retries with
 backoff); the next write reconnects. Rows PostgreSQL refuses for good (a CHECK someone added)
@@ -12,7 +13,6 @@ text and JSONB, is removed. The schema comes from numbered `MIGRATIONS`, recorde
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -24,7 +24,7 @@ import structlog
 
 from turnout.errors import MissingExtraError, TurnoutError, redact
 from turnout.events.model import Event
-from turnout.events.sinks import TABLE, EventSink, _rows
+from turnout.events.sinks import TABLE, ThreadedSink, _rows
 
 try:
     import psycopg
@@ -71,7 +71,7 @@ _JSON_ESCAPE = re.compile(r"\\(u0000|.)", re.S)  # escape by escape: an escaped 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": None})
 
 
-class PostgresSink(EventSink):
+class PostgresSink(ThreadedSink):
     """Writes batches into a PostgreSQL table (`analytics_events` by default) with psycopg 3."""
 
     name = "postgres"
@@ -79,6 +79,7 @@ class PostgresSink(EventSink):
     def __init__(
         self, url: str, *, table: str | None = None, connect_timeout_s: int = 10, **connect: Any
     ) -> None:
+        super().__init__()
         self.url, from_url = _split_table(url)
         if table is not None and from_url is not None and table != from_url:
             raise TurnoutError(f"postgres sink: table {table!r} given, but the URL names {from_url!r}")
@@ -101,51 +102,12 @@ class PostgresSink(EventSink):
         self._sql = _Statements(parts)
         self.rejected = 0
         """Rows PostgreSQL refused for good (logged, then skipped)."""
-        self._aconn: psycopg.AsyncConnection[Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: psycopg.Connection[Any] | None = None
-        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         return f"PostgresSink({redact(self.url)!r}, table={self.table!r})"
 
-    async def write(self, batch: Sequence[Event]) -> None:
-        if batch:
-            await self._awrite(_lines(batch))
-
-    async def _awrite(self, lines: list[str]) -> None:
-        conn = await self._aconnection()
-        try:
-            try:
-                await _acopy(conn, self._sql.copy, lines)
-            except psycopg.errors.UniqueViolation:
-                async with conn.transaction():
-                    await conn.execute(self._sql.create_stage)
-                    await _acopy(conn, self._sql.copy_stage, lines)
-                    await conn.execute(self._sql.merge)
-        except _REFUSED as exc:
-            for part in self._halves(lines, exc):
-                await self._awrite(part)
-        except BaseException:
-            self._aconn = None  # broken, or cancelled mid-COPY: the next write starts afresh
-            await conn.close()
-            raise
-
-    async def _aconnection(self) -> psycopg.AsyncConnection[Any]:
-        self._after_fork()
-        loop = asyncio.get_running_loop()
-        conn = self._aconn
-        if conn is not None and not conn.closed and self._loop is loop:
-            return conn
-        self._aconn = None
-        if conn is not None:
-            await conn.close()
-        await asyncio.to_thread(self.migrate)  # rare and short: one code path for both flavours
-        self._aconn = await psycopg.AsyncConnection.connect(self.url, **self._connect)
-        self._loop = loop
-        return self._aconn
-
-    def write_sync(self, batch: Sequence[Event]) -> None:
+    def write_blocking(self, batch: Sequence[Event]) -> None:
         if batch:
             self._write(_lines(batch))
 
@@ -168,7 +130,6 @@ class PostgresSink(EventSink):
             raise
 
     def _connection(self) -> psycopg.Connection[Any]:
-        self._after_fork()
         conn = self._conn
         if conn is None or conn.closed:
             self.migrate()
@@ -203,26 +164,19 @@ class PostgresSink(EventSink):
         _log.warning("turnout.events.rejected", sink=self.name, event_id=event_id, error=repr(exc)[:500])
         return []
 
-    def _after_fork(self) -> None:
-        if self._pid != os.getpid():
-            # A forked child must never talk on, nor close, its parent's sockets: its copy of each
-            # descriptor is pointed at /dev/null first, where libpq's goodbye is lost.
-            self._pid = os.getpid()
-            for conn in (self._aconn, self._conn):
-                with contextlib.suppress(Exception):
-                    if conn is not None:
-                        null = os.open(os.devnull, os.O_RDWR)
-                        os.dup2(null, conn.pgconn.socket)
-                        os.close(null)
-                        conn.pgconn.finish()
-            self._aconn = self._conn = self._loop = None
-
-    async def close(self) -> None:
-        self._after_fork()
-        aconn, self._aconn, self._loop = self._aconn, None, None
+    def forked(self) -> None:
+        # A forked child must never talk on, nor close, its parent's socket: its copy of the
+        # descriptor is pointed at /dev/null first, where libpq's goodbye is lost.
         conn, self._conn = self._conn, None
-        if aconn is not None:
-            await aconn.close()
+        with contextlib.suppress(Exception):
+            if conn is not None:
+                null = os.open(os.devnull, os.O_RDWR)
+                os.dup2(null, conn.pgconn.socket)
+                os.close(null)
+                conn.pgconn.finish()
+
+    def close_blocking(self) -> None:
+        conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
 
@@ -285,11 +239,6 @@ def _field(text: str) -> str:
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text or "\x00" in text:
         return text.translate(_ESCAPES)
     return text
-
-
-async def _acopy(conn: psycopg.AsyncConnection[Any], statement: sql.Composed, lines: list[str]) -> None:
-    async with conn.cursor() as cursor, cursor.copy(statement) as copy:
-        await copy.write("".join(lines).encode(errors="replace"))  # lone surrogates (hand-made events)
 
 
 def _copy(conn: psycopg.Connection[Any], statement: sql.Composed, lines: list[str]) -> None:

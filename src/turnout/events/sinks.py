@@ -75,7 +75,12 @@ def _insert_many(rows: int) -> str:
 
 
 class EventSink:
-    """Base sink: every method has a no-op default."""
+    """Base sink: a sink implements `async write(batch)`; every other method has a default.
+
+    Code with no running event loop (`EventTracker.flush()` from a script) delivers through
+    `write_sync`, an adapter over `write`: sinks implement the one write only. A sink whose
+    work blocks derives from `ThreadedSink` and implements `write_blocking` instead.
+    """
 
     name = "sink"
 
@@ -83,7 +88,11 @@ class EventSink:
         """Deliver `batch`; raise to have it retried."""
 
     def write_sync(self, batch: Sequence[Event]) -> None:
-        """Deliver `batch` from code with no running event loop (`EventTracker.flush`)."""
+        """`write` for code with no running event loop: runs it to completion on a loop of its own.
+
+        Sinks need not override it; one that does (the older, two-method interface) is still
+        called here, but that override is deprecated.
+        """
         asyncio.run(self.write(batch))
 
     async def flush(self) -> None:
@@ -93,38 +102,71 @@ class EventSink:
         """Release resources; the tracker calls it once on stop."""
 
 
-class _Threaded(EventSink):
-    """A sink whose blocking work runs in one worker thread of its own, made on first use."""
+class ThreadedSink(EventSink):
+    """A sink whose blocking work runs in one worker thread of its own, made on first use.
+
+    Implement `write_blocking(batch)` (and `flush_blocking` / `close_blocking` when there is
+    something to flush or release): the async `write` runs it in the sink's thread, and the
+    sync path (`write_sync`) runs the very same body in the caller's thread. One lock keeps
+    the two from overlapping; a forked child starts with a fresh thread and lock.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pid = os.getpid()
 
-    async def _run(self, func: Callable[[], T]) -> T:
+    def write_blocking(self, batch: Sequence[Event]) -> None:
+        """Deliver `batch`, blocking (in the sink's thread, or the caller's); raise to have it retried."""
+
+    def flush_blocking(self) -> None:
+        """Push out anything the sink itself buffers, blocking."""
+
+    def close_blocking(self) -> None:
+        """Release what the sink holds, blocking."""
+
+    async def write(self, batch: Sequence[Event]) -> None:
+        await self._in_thread(self.write_blocking, batch)
+
+    def write_sync(self, batch: Sequence[Event]) -> None:
+        self._after_fork()
+        with self._lock:
+            self.write_blocking(batch)
+
+    async def flush(self) -> None:
+        await self._in_thread(self.flush_blocking)
+
+    async def _in_thread(self, func: Callable[..., T], *args: Any) -> T:
         if self._pool is None or self._pid != os.getpid():
             self._after_fork()
             self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"turnout-{self.name}")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, func)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._locked, func, args)
+
+    def _locked(self, func: Callable[..., T], args: tuple[Any, ...]) -> T:
+        with self._lock:
+            return func(*args)
 
     def _after_fork(self) -> None:
         if self._pid != os.getpid():
             # The parent's thread does not exist here and its lock may be held: start afresh.
             self._pid, self._pool, self._lock = os.getpid(), None, threading.Lock()
+            self.forked()
+
+    def forked(self) -> None:
+        """Forget what was inherited from the parent process (never use or close it here)."""
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            await asyncio.get_running_loop().run_in_executor(pool, self._close)
+        if pool is not None and self._pid == os.getpid():
+            await asyncio.get_running_loop().run_in_executor(pool, self._locked, self.close_blocking, ())
             pool.shutdown(wait=False)
         else:
-            self._close()
+            self._after_fork()
+            with self._lock:
+                self.close_blocking()
 
-    def _close(self) -> None:
-        """Release what the worker thread holds."""
 
-
-class SQLiteSink(_Threaded):
+class SQLiteSink(ThreadedSink):
     """Writes batches into the `analytics_events` table of a SQLite file (WAL mode)."""
 
     name = "sqlite"
@@ -135,10 +177,8 @@ class SQLiteSink(_Threaded):
         self.busy_timeout_s = busy_timeout_s
         self._db: sqlite3.Connection | None = None
 
-    def _after_fork(self) -> None:
-        if self._pid != os.getpid():
-            self._db = None  # never use (or close) a connection inherited across fork
-        super()._after_fork()
+    def forked(self) -> None:
+        self._db = None  # never use (or close) a connection inherited across fork
 
     def connect(self) -> sqlite3.Connection:
         """A new connection to the file, with the schema in place."""
@@ -153,36 +193,27 @@ class SQLiteSink(_Threaded):
         db.executescript(SCHEMA)
         return db
 
-    async def write(self, batch: Sequence[Event]) -> None:
-        rows = _rows(batch)  # built here: Python work in a worker thread would hold up the loop for the GIL
-        await self._run(lambda: self._insert(rows))
+    def write_blocking(self, batch: Sequence[Event]) -> None:
+        rows = _rows(batch)
+        db = self._db
+        if db is None:
+            db = self._db = self.connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for start in range(0, len(rows), CHUNK_ROWS):
+                chunk = rows[start : start + CHUNK_ROWS]
+                db.execute(_insert_many(len(chunk)), [value for row in chunk for value in row])
+            db.execute("COMMIT")
+        except BaseException:
+            # Start the retry from a fresh connection: no transaction left open, and a
+            # file that was removed or replaced meanwhile is opened (and set up) anew.
+            self._db = None
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+            raise
 
-    def write_sync(self, batch: Sequence[Event]) -> None:
-        self._after_fork()
-        self._insert(_rows(batch))
-
-    def _insert(self, rows: list[tuple[str | None, ...]]) -> None:
-        with self._lock:
-            db = self._db
-            if db is None:
-                db = self._db = self.connect()
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                for start in range(0, len(rows), CHUNK_ROWS):
-                    chunk = rows[start : start + CHUNK_ROWS]
-                    db.execute(_insert_many(len(chunk)), [value for row in chunk for value in row])
-                db.execute("COMMIT")
-            except BaseException:
-                # Start the retry from a fresh connection: no transaction left open, and a
-                # file that was removed or replaced meanwhile is opened (and set up) anew.
-                self._db = None
-                with contextlib.suppress(sqlite3.Error):
-                    db.close()
-                raise
-
-    def _close(self) -> None:
-        with self._lock:
-            db, self._db = self._db, None
+    def close_blocking(self) -> None:
+        db, self._db = self._db, None
         if db is not None:
             db.close()
 
@@ -211,7 +242,7 @@ def _rows(batch: Sequence[Event]) -> list[tuple[str | None, ...]]:
     return rows
 
 
-class JsonlSink(_Threaded):
+class JsonlSink(ThreadedSink):
     """Appends one JSON object per event to a file."""
 
     name = "jsonl"
@@ -220,19 +251,11 @@ class JsonlSink(_Threaded):
         super().__init__()
         self.path = Path(path)
 
-    async def write(self, batch: Sequence[Event]) -> None:
+    def write_blocking(self, batch: Sequence[Event]) -> None:
         text = _lines(batch)
-        await self._run(lambda: self._append(text))
-
-    def write_sync(self, batch: Sequence[Event]) -> None:
-        self._after_fork()
-        self._append(_lines(batch))
-
-    def _append(self, text: str) -> None:
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as file:
-                file.write(text)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as file:
+            file.write(text)
 
 
 def _lines(batch: Sequence[Event]) -> str:
@@ -258,9 +281,6 @@ class MemorySink(EventSink):
         self.closed = False
 
     async def write(self, batch: Sequence[Event]) -> None:
-        self.write_sync(batch)
-
-    def write_sync(self, batch: Sequence[Event]) -> None:
         self.batches.append(list(batch))
         self.events.extend(batch)
 

@@ -33,7 +33,7 @@ import weakref
 from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -67,6 +67,10 @@ _log = structlog.get_logger("turnout")
 DROPPED_ID = "redacted"
 """The distinct_id of every event when `privacy.targeting_key = "drop"`."""
 _live: weakref.WeakSet[EventTracker] = weakref.WeakSet()
+_LATE_EXPOSURE = "exposure:late"
+"""Marks a queued exposure whose properties are still to be built (`_pop` builds them)."""
+_Exposure = tuple[str, Decision, str, str | None, RoutingContext | None, float]
+_Queued = Raw | _Exposure
 
 
 class SinkConfigError(TurnoutError):
@@ -160,7 +164,7 @@ class EventTracker:
         # Everything a forked child must not share with its parent.
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self._queue: deque[Raw] = deque()
+        self._queue: deque[_Queued] = deque()
         self._exposures: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self.tracked = self.invalid = self.deduplicated = self._dropped = 0
         self._closed = False
@@ -209,26 +213,30 @@ class EventTracker:
     ) -> bool:
         """Queue an `$exposure` for a decision of an experiment, once per (user, flag, variant).
 
-        The user is `distinct_id`, else `context`'s, else the current request's.
+        The user is `distinct_id`, else `context`'s, else the current request's. Only the
+        deduplication happens here; the properties are built when the batch is formed.
         """
         if not self.enabled or decision.experiment is None:
             return False
         try:
+            if context is None:
+                context = _current.get()
             who, session_id = who_of(distinct_id, context)
             key = (who, decision.flag, decision.variant)
+            exposures = self._exposures
             with self._lock:
-                if key in self._exposures:
-                    self._exposures.move_to_end(key)
+                if key in exposures:
+                    exposures.move_to_end(key)
                     self.deduplicated += 1
                     return False
-                self._exposures[key] = None
-                if len(self._exposures) > self._exposure_cap:
-                    self._exposures.popitem(last=False)
-            props = exposure_properties(self._base, decision, context or _current.get())
-            if self._put("exposure", EXPOSURE, who, props, None, session_id):
+                exposures[key] = None
+                if len(exposures) > self._exposure_cap:
+                    exposures.popitem(last=False)
+            # Properties, privacy and the id are made by `_pop`, off the request's path.
+            if self._enqueue((_LATE_EXPOSURE, decision, who, session_id, context, self._clock()), EXPOSURE):
                 return True
             with self._lock:
-                self._exposures.pop(key, None)
+                exposures.pop(key, None)
             return False
         except Exception as exc:
             return self._reject(exc, EXPOSURE)
@@ -272,14 +280,21 @@ class EventTracker:
         self, kind: EventKind, name: str, who: Any, props: Mapping[str, Any], stamp: object, sid: Any = None
     ) -> bool:
         if self._closed:
-            self._delivery.lost += 1
-            self.failures.record(
-                "events", EventsClosed("tracked after stop(); not delivered"), event_name=name
-            )
-            return False
-        if self._unattended:
-            self._warn_unattended(name)
+            return self._refuse(name)
         distinct_id, session_id = who_of(who)
+        epoch = self._clock() if stamp is None else to_epoch(stamp)
+        return self._enqueue(self._raw(kind, name, distinct_id, session_id, props, epoch, sid), name)
+
+    def _raw(
+        self,
+        kind: EventKind,
+        name: str,
+        distinct_id: str,
+        session_id: Any,
+        props: Mapping[str, Any],
+        epoch: float,
+        sid: Any = None,
+    ) -> Raw:
         explicit = props.get("session_id", sid)
         if explicit is not None and type(explicit) is str:
             session_id = explicit
@@ -289,18 +304,29 @@ class EventTracker:
             session_id = privacy.key(session_id)
             if "session_id" in props:
                 props = {**props, "session_id": session_id}
-        epoch = self._clock() if stamp is None else to_epoch(stamp)
+        return (kind, name, distinct_id, session_id, props, epoch)
+
+    def _refuse(self, name: str) -> bool:
+        self._delivery.lost += 1
+        self.failures.record("events", EventsClosed("tracked after stop(); not delivered"), event_name=name)
+        return False
+
+    def _enqueue(self, item: _Queued, name: str) -> bool:
+        if self._closed:
+            return self._refuse(name)
+        if self._unattended:
+            self._warn_unattended(name)
         queue = self._queue
         with self._lock:
             self.tracked += 1
             size = len(queue)
             if size < self._capacity:
-                queue.append((kind, name, distinct_id, session_id, props, epoch))
+                queue.append(item)
             else:
                 self._dropped += 1
                 if self._drop_oldest:
                     queue.popleft()
-                    queue.append((kind, name, distinct_id, session_id, props, epoch))
+                    queue.append(item)
         if size < self._capacity:
             if size + 1 == self._batch_size:
                 self._delivery.poke()
@@ -328,7 +354,21 @@ class EventTracker:
     def _pop(self, limit: int) -> list[Raw]:
         with self._lock:
             queue = self._queue
-            return [queue.popleft() for _ in range(min(limit, len(queue)))]
+            taken = [queue.popleft() for _ in range(min(limit, len(queue)))]
+        raws: list[Raw] = []
+        append = raws.append
+        base = self._base
+        for item in taken:
+            if item[0] is not _LATE_EXPOSURE:
+                append(cast(Raw, item))
+                continue
+            _, decision, who, session_id, context, epoch = cast(_Exposure, item)
+            try:
+                props = exposure_properties(base, decision, context)
+                append(self._raw("exposure", EXPOSURE, who, session_id, props, epoch))
+            except Exception as exc:  # a bug, not bad input: count it, keep the rest of the batch
+                self._reject(exc, EXPOSURE)
+        return raws
 
     async def start(self) -> None:
         """Start delivering in the background (call inside the running event loop)."""

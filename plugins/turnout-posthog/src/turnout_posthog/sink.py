@@ -8,20 +8,14 @@ lane keeps the batch and retries it with backoff.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import functools
-import os
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from turnout.events.model import Event
-from turnout.events.sinks import EventSink
+from turnout.events.sinks import ThreadedSink
 from turnout_posthog.connection import Capture, Connection, PostHogConfigError, PostHogSettings, redact
-
-T = TypeVar("T")
 
 FLAG_CALLED = "$feature_flag_called"
 IDENTIFY = "$identify"
@@ -82,7 +76,7 @@ def to_capture(event: Event) -> Capture:
     return Capture(name, event.distinct_id, properties, event.timestamp, _uuid_of(event.id))
 
 
-class PostHogSink(EventSink):
+class PostHogSink(ThreadedSink):
     """Sends turnout's events to PostHog (`events.sink = "posthog"` or `"posthog://…"`)."""
 
     name = "posthog"
@@ -96,39 +90,23 @@ class PostHogSink(EventSink):
         env: Mapping[str, str] | None = None,
         **options: Any,
     ) -> None:
+        super().__init__()
         given = options_from_url(url) if url else {}
         key = api_key or given.pop("api_key", None)
         where = host or given.pop("host", None)
         self.settings = PostHogSettings.resolve(key, where, env=env, **{**given, **options})
         self._connection = Connection(self.settings)
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         return f"PostHogSink(host={self.settings.host!r}, api_key={redact(self.settings.api_key)!r})"
 
-    async def _run(self, func: Callable[[], T]) -> T:
-        # One worker thread of its own, made on first use (anew in a forked child): the SDK
-        # blocks while it sends, and a slow PostHog must not take the loop's default executor.
-        if self._pool is None or self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="turnout-posthog")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, func)
-
-    async def write(self, batch: Sequence[Event]) -> None:
-        captures = [to_capture(event) for event in batch]
-        await self._run(functools.partial(self._connection.send, captures))
-
-    def write_sync(self, batch: Sequence[Event]) -> None:
+    # The SDK blocks while it sends: it runs in the sink's own thread (a slow PostHog must not
+    # take the loop's default executor), or in the caller's for `EventTracker.flush()`.
+    def write_blocking(self, batch: Sequence[Event]) -> None:
         self._connection.send([to_capture(event) for event in batch])
 
-    async def flush(self) -> None:
-        await self._run(functools.partial(self._connection.flush, self.settings.flush_timeout_s))
+    def flush_blocking(self) -> None:
+        self._connection.flush(self.settings.flush_timeout_s)
 
-    async def close(self) -> None:
-        try:
-            await self._run(self._connection.close)
-        finally:
-            pool, self._pool = self._pool, None
-            if pool is not None:
-                pool.shutdown(wait=False)
+    def close_blocking(self) -> None:
+        self._connection.close()
