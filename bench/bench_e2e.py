@@ -57,18 +57,17 @@ end
 
 
 def ensure_wrk() -> str:
-    """The wrk binary; installs Debian's package when it is missing and we are root."""
+    """The wrk binary; installs Debian's package when it is missing (needs root and apt-get)."""
     found = shutil.which("wrk")
     if found:
         return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        sys.exit("wrk is not installed: apt-get install wrk (needs root)")
-    print("installing wrk from Debian's packages …", file=sys.stderr)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, env=env, capture_output=True)
-    if not shutil.which("wrk"):
-        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, env=env, capture_output=True)
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from debian_packages import apt_install
+
+    try:
+        apt_install("wrk", error=RuntimeError, missing="wrk is not installed", timeout_s=600, log=True)
+    except RuntimeError as exc:
+        sys.exit(str(exc))
     return shutil.which("wrk") or sys.exit("wrk could not be installed")
 
 
@@ -152,6 +151,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=None, help="wrk duration per round (default 10)")
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--no-events", action="store_true", help="turn exposures off in the turnout app")
+    _common.add_json_option(parser)
     args = parser.parse_args()
     rounds = args.rounds or (3 if args.quick else 5)
     seconds = args.seconds or (5 if args.quick else 10)
@@ -204,6 +204,7 @@ def main() -> None:
         f"non-2xx responses and socket errors: {failures}"
     )
     print(f"target ≥ 0.95×: {'met' if turned / bare >= 0.95 else 'missed'}; {_common.load()} at the end")
+    _common.save_ratio(args.json, "e2e", turned / bare, target=0.95, higher_is_better=True)
 
 
 if __name__ == "__main__":
