@@ -79,7 +79,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(factory: str, workdir: Path, events: bool) -> Iterator[int]:
+def server(factory: str, workdir: Path, events: bool) -> Iterator[tuple[int, int]]:
     """A uvicorn process serving `_e2e_app:<factory>` on a fresh loopback port."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(HERE)}
@@ -110,7 +110,7 @@ def server(factory: str, workdir: Path, events: bool) -> Iterator[int]:
             time.sleep(0.05)
         else:
             sys.exit(f"{factory} did not start listening within 30 s")
-        yield port
+        yield port, process.pid
     finally:
         process.terminate()
         try:
@@ -120,27 +120,56 @@ def server(factory: str, workdir: Path, events: bool) -> Iterator[int]:
             process.wait()
 
 
-def load(
-    wrk: str, port: int, script: Path, seconds: int, connections: int, nonce: str
-) -> tuple[float, int, int]:
-    """(requests/s, non-2xx responses, socket errors) of one wrk run."""
-    url = f"http://127.0.0.1:{port}"
-    # A short warm-up, then the timed run.
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """(CPU seconds of the process's main thread — uvicorn's event loop —, of all its other threads)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    loop = others = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            # Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+            spent = (int(fields[11]) + int(fields[12])) / tick
+            if int(task.name) == pid:
+                loop += spent
+            else:
+                others += spent
+    return loop, others
+
+
+def warm_up(wrk: str, port: int, script: Path, nonce: str) -> None:
+    """A short run before the timed one: imports, caches and the SQLite file settle."""
     subprocess.run(
-        [wrk, "-t1", "-c8", "-d1s", "-s", str(script), url, "--", f"warm{nonce}"],
+        [wrk, "-t1", "-c8", "-d1s", "-s", str(script), f"http://127.0.0.1:{port}", "--", f"warm{nonce}"],
         check=True,
         capture_output=True,
     )
+
+
+def load(
+    wrk: str, port: int, script: Path, seconds: int, connections: int, nonce: str
+) -> tuple[float, int, int, int]:
+    """(requests/s, requests, non-2xx responses, socket errors) of one wrk run."""
     out = subprocess.run(
-        [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url, "--", nonce],
+        [
+            wrk,
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+            "--",
+            nonce,
+        ],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return rate, int(non2xx.group(1)) if non2xx else 0, sum(map(int, errors.groups())) if errors else 0
+    return rate, total, int(non2xx.group(1)) if non2xx else 0, sum(map(int, errors.groups())) if errors else 0
 
 
 def main() -> None:
@@ -170,6 +199,8 @@ def main() -> None:
     )
 
     rates: dict[str, list[float]] = {"bare": [], "turnout": []}
+    loop_us: dict[str, list[float]] = {"bare": [], "turnout": []}
+    other_us: dict[str, list[float]] = {"bare": [], "turnout": []}
     failures = 0
     with tempfile.TemporaryDirectory(prefix="turnout-e2e-") as tmp:
         script = Path(tmp) / "new_user.lua"
@@ -178,9 +209,16 @@ def main() -> None:
             for name, factory in (("bare", "bare_app"), ("turnout", "turnout_app")):
                 workdir = Path(tmp) / f"{name}-{round_}"
                 workdir.mkdir()
-                with server(factory, workdir, events=not args.no_events) as port:
-                    rate, non2xx, errors = load(wrk, port, script, seconds, args.connections, f"r{round_}")
+                with server(factory, workdir, events=not args.no_events) as (port, pid):
+                    warm_up(wrk, port, script, f"r{round_}")
+                    before = thread_cpu(pid)
+                    rate, total, non2xx, errors = load(
+                        wrk, port, script, seconds, args.connections, f"r{round_}"
+                    )
+                    after = thread_cpu(pid)
                 rates[name].append(rate)
+                loop_us[name].append((after[0] - before[0]) / total * 1e6)
+                other_us[name].append((after[1] - before[1]) / total * 1e6)
                 failures += non2xx + errors
                 print(f"round {round_ + 1}/{rounds} {name:8} {rate:10,.0f} req/s", file=sys.stderr)
 
@@ -192,11 +230,16 @@ def main() -> None:
             f"{max(values):,.0f}",
             f"{min(values):,.0f}",
             f"{statistics.median(values) / bare:.3f}",
+            f"{statistics.median(loop_us[name]):.0f}",
+            f"{statistics.median(other_us[name]):.0f}",
         )
         for name, values in rates.items()
     ]
+    headers = ("app", "median req/s", "best", "worst", "× bare (medians)", "loop µs CPU/req", "other threads")
+    print(_common.table(headers, rows, right=(1, 2, 3, 4, 5, 6)))
     print(
-        _common.table(("app", "median req/s", "best", "worst", "× bare (medians)"), rows, right=(1, 2, 3, 4))
+        "\nCPU per request from /proc/PID/task/*/stat (10 ms ticks) over the timed run: the main thread"
+        " runs uvicorn's event loop; the others are the sink's writer and the default executor."
     )
     best_ratio = max(rates["turnout"]) / max(rates["bare"])
     print(
