@@ -10,6 +10,10 @@ load from elsewhere on the machine falls on both alike; the ratio is of the medi
     .venv/bin/python bench/bench_e2e.py                  # 5 rounds of 10 s each per app
     .venv/bin/python bench/bench_e2e.py --quick          # 3 rounds of 5 s
     .venv/bin/python bench/bench_e2e.py --no-events      # exposures off, for comparison
+    .venv/bin/python bench/bench_e2e.py --events-off-too # both, interleaved: what exposures cost
+
+It also prints the CPU time per request of the server's event-loop thread and of its other
+threads (the sink's writer), read from /proc, which load elsewhere disturbs less than throughput.
 """
 
 from __future__ import annotations
@@ -180,6 +184,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=None, help="wrk duration per round (default 10)")
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--no-events", action="store_true", help="turn exposures off in the turnout app")
+    parser.add_argument(
+        "--events-off-too", action="store_true", help="a third contender: turnout with exposures off"
+    )
     _common.add_json_option(parser)
     args = parser.parse_args()
     rounds = args.rounds or (3 if args.quick else 5)
@@ -198,18 +205,21 @@ def main() -> None:
         + "\n"
     )
 
-    rates: dict[str, list[float]] = {"bare": [], "turnout": []}
-    loop_us: dict[str, list[float]] = {"bare": [], "turnout": []}
-    other_us: dict[str, list[float]] = {"bare": [], "turnout": []}
+    contenders = [("bare", "bare_app", True), ("turnout", "turnout_app", not args.no_events)]
+    if args.events_off_too and not args.no_events:
+        contenders.append(("turnout, exposures off", "turnout_app", False))
+    rates: dict[str, list[float]] = {name: [] for name, _, _ in contenders}
+    loop_us: dict[str, list[float]] = {name: [] for name, _, _ in contenders}
+    other_us: dict[str, list[float]] = {name: [] for name, _, _ in contenders}
     failures = 0
     with tempfile.TemporaryDirectory(prefix="turnout-e2e-") as tmp:
         script = Path(tmp) / "new_user.lua"
         script.write_text(WRK_SCRIPT)
         for round_ in range(rounds):
-            for name, factory in (("bare", "bare_app"), ("turnout", "turnout_app")):
-                workdir = Path(tmp) / f"{name}-{round_}"
+            for index, (name, factory, events) in enumerate(contenders):
+                workdir = Path(tmp) / f"{index}-{round_}"
                 workdir.mkdir()
-                with server(factory, workdir, events=not args.no_events) as (port, pid):
+                with server(factory, workdir, events=events) as (port, pid):
                     warm_up(wrk, port, script, f"r{round_}")
                     before = thread_cpu(pid)
                     rate, total, non2xx, errors = load(
