@@ -267,15 +267,19 @@ async def test_plain_function_with_the_turnout_given_at_decoration():
     assert await handle("x", context=RoutingContext("vip")) == "langgraph:x"
 
 
-async def test_plain_function_finds_the_turnout_on_the_context():
+async def test_plain_function_finds_the_turnout_serving_the_block():
     turnout = make_turnout()
 
     @experiment("coordinator")
     async def handle(message, engine):
         return await engine(message)
 
-    ctx = RoutingContext("u1", {"plan": "premium"}, turnout=turnout)
-    assert await handle("x", context=ctx) == "workflow:x"
+    with turnout.serving(RoutingContext("u1", {"plan": "premium"})) as ctx:
+        assert await handle("x") == "workflow:x"
+        assert current_context() is ctx
+    assert current_context() is None
+    with pytest.raises(TurnoutError, match="no Turnout for this call"):
+        await handle("x", context=ctx)
 
 
 async def test_plain_function_inside_a_current_context():

@@ -235,7 +235,7 @@ def test_sampling_is_sticky_by_targeting_key_and_independent_of_splits() -> None
         {"sample": 0.2},
         rules=[{"name": "canary", "split": {"legacy": 80, "graph": 20}}],
     )
-    (plan,) = turnout._snapshot.shadows
+    (plan,) = turnout.runtime.shadows
     keys = [f"user-{i}" for i in range(20_000)]
     chosen = {key for key in keys if plan.sampled(RoutingContext(key))}
     assert chosen == {key for key in keys if plan.sampled(RoutingContext(key, {"plan": "other"}))}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from turnout.config import HttpConfig
-from turnout.context import RoutingContext, _current
+from turnout.context import RoutingContext
 from turnout.shadow import defer_shadows, stop_deferring
 from turnout.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -112,7 +112,6 @@ class ContextReader:
             session_id=self._clean(session) or (key if anonymous else None),
             anonymous=anonymous,
             overrides=overrides,
-            turnout=turnout,
             key_from_request=True,
         )
         return context, new_cookie
@@ -184,11 +183,8 @@ class TurnoutMiddleware:
         if self.turnout.shadowing:
             await self._call_with_shadows(scope, receive, send, context)
             return
-        token = _current.set(context)
-        try:
+        with self.turnout.serving(context):
             await self.app(scope, receive, send)
-        finally:
-            _current.reset(token)
 
     async def _call_with_shadows(
         self, scope: Scope, receive: Receive, send: Send, context: RoutingContext
@@ -196,7 +192,6 @@ class TurnoutMiddleware:
         """Run the app holding its shadow calls back until the response has been sent."""
         runner = self.turnout.shadows
         pending, deferring = defer_shadows()
-        token = _current.set(context)
 
         async def send_then_shadow(message: Message) -> None:
             await send(message)
@@ -204,9 +199,9 @@ class TurnoutMiddleware:
                 runner.start(pending)
 
         try:
-            await self.app(scope, receive, send_then_shadow)
+            with self.turnout.serving(context):
+                await self.app(scope, receive, send_then_shadow)
         finally:
-            _current.reset(token)
             stop_deferring(deferring)
             if pending:  # the app ended without a complete response (or raised): start them now
                 runner.start(pending)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from turnout.decision import Decision
 from turnout.types import Intent
-
-if TYPE_CHECKING:
-    from turnout.router import Turnout
 
 _current: ContextVar[RoutingContext | None] = ContextVar("turnout_context", default=None)
 
@@ -30,8 +26,6 @@ class RoutingContext:
     """Variants forced by the request (header/query); honoured only where a flag allows it."""
     decisions: dict[str, Decision] = field(default_factory=dict, repr=False)
     intent: Intent | None = None
-    turnout: Turnout | None = field(default=None, repr=False)
-    """The `Turnout` that built this context (set by the middleware), so decorators find it."""
     intent_view: dict[str, Any] | None = field(default=None, init=False, repr=False)
     """Attributes plus `intent`/`intent_confidence`, built once when a rule first needs them."""
     key_from_request: bool = False
@@ -68,11 +62,30 @@ def current_decision(flag: str) -> Decision | None:
     return None if context is None else context.decisions.get(flag)
 
 
-@contextmanager
-def use_context(context: RoutingContext) -> Iterator[RoutingContext]:
-    """Make `context` current inside the block (and reset it afterwards)."""
-    token = _current.set(context)
-    try:
-        yield context
-    finally:
-        _current.reset(token)
+def use_context(context: RoutingContext) -> UsingContext:
+    """Make `context` current inside the block (and reset it afterwards): `with use_context(ctx):`.
+
+    The one place turnout sets the current context: the middleware, `@experiment`, bound engines
+    and shadow calls all go through it. Nothing is set when `context` is already current.
+    """
+    return UsingContext(context)
+
+
+class UsingContext:
+    """The context manager `use_context` returns (one use at a time)."""
+
+    __slots__ = ("_token", "context")
+
+    def __init__(self, context: RoutingContext) -> None:
+        self.context = context
+        self._token: Token[RoutingContext | None] | None = None
+
+    def __enter__(self) -> RoutingContext:
+        if _current.get() is not self.context:
+            self._token = _current.set(self.context)
+        return self.context
+
+    def __exit__(self, *exc: object) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            _current.reset(token)

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from turnout.config import TelemetryConfig
-from turnout.dashboard_data import MetricsReader
-from turnout.dashboard_figures import Dashboard, Experiment, Figures
 from turnout.errors import MissingExtraError
+from turnout.telemetry.figures import Dashboard, Experiment, Figures
+from turnout.telemetry.reading import MetricsReader
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult

@@ -10,57 +10,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from turnout.asgi import STATE_KEY, ContextReader
-from turnout.context import RoutingContext, _current, current_context
-from turnout.decision import Decision
+from turnout.context import RoutingContext, current_context, use_context
 from turnout.errors import TurnoutError
-from turnout.router import Turnout
+from turnout.router import Turnout, running_turnout
+from turnout.runtime import BoundEngine, SyncBoundEngine
+
+__all__ = ["BoundEngine", "SyncBoundEngine", "experiment", "resolve"]
 
 TextSource = str | Callable[[Mapping[str, Any]], str | None]
 _REQUEST_PARAM = "turnout_request__"
 _CONNECTION_TYPES = frozenset({"Request", "HTTPConnection", "WebSocket"})
-
-
-class BoundEngine:
-    """The engine a decision chose, ready to call: `await engine(...)` runs it with fallback."""
-
-    __slots__ = ("context", "decision", "snapshot", "turnout")
-
-    def __init__(
-        self, turnout: Turnout, context: RoutingContext, decision: Decision, snapshot: Any = None
-    ) -> None:
-        self.turnout = turnout
-        self.context = context
-        self.decision = decision
-        self.snapshot = snapshot  # the config the decision was made with (None: the current one)
-
-    @property
-    def name(self) -> str | None:
-        """The engine's name (the variant, for engine flags)."""
-        return self.decision.engine
-
-    @property
-    def variant(self) -> str:
-        """The variant the flag served."""
-        return self.decision.variant
-
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return await self.turnout.run_decision(self.decision, self.context, args, kwargs, self.snapshot)
-
-    def call_sync(self, *args: Any, **kwargs: Any) -> Any:
-        """Run a sync engine from sync code."""
-        return self.turnout.run_decision_sync(self.decision, self.context, args, kwargs, self.snapshot)
-
-    def __repr__(self) -> str:
-        return f"<BoundEngine {self.decision.flag}={self.decision.variant} engine={self.name!r}>"
-
-
-class SyncBoundEngine(BoundEngine):
-    """The engine injected into sync handlers: calling it runs the (sync) engine directly."""
-
-    __slots__ = ()
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.call_sync(*args, **kwargs)
 
 
 def experiment(
@@ -91,24 +50,14 @@ def experiment(
 
             @functools.wraps(func)
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                context = prepare(args, kwargs)
-                token = _current.set(context) if _current.get() is not context else None
-                try:
+                with use_context(prepare(args, kwargs)):
                     return await func(*args, **kwargs)
-                finally:
-                    if token is not None:
-                        _current.reset(token)
         else:
 
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                context = prepare(args, kwargs)
-                token = _current.set(context) if _current.get() is not context else None
-                try:
+                with use_context(prepare(args, kwargs)):
                     return func(*args, **kwargs)
-                finally:
-                    if token is not None:
-                        _current.reset(token)
 
         wrapper.__signature__ = _public_signature(func, signature, param, request_param)  # type: ignore[attr-defined]
         return wrapper
@@ -144,8 +93,8 @@ class _Preparer:
         given = kwargs.get("turnout") if self.takes_turnout else kwargs.pop("turnout", None)
         owner = given if isinstance(given, Turnout) else self.turnout
         context = explicit if isinstance(explicit, RoutingContext) else current_context()
-        if context is not None and (owner or context.turnout) is not None:
-            owner = owner or context.turnout  # the middleware's request: nothing to look up
+        if context is not None and (owner or running_turnout()) is not None:
+            owner = owner or running_turnout()  # the middleware's request: nothing to look up
         else:
             owner, context = resolve(owner, context, self._request(request, args, kwargs))
         if owner is None:  # for mypy: resolve() raises rather than return no Turnout
@@ -173,7 +122,7 @@ def resolve(
     scope = getattr(request, "scope", None)
     state = scope.get("state") if isinstance(scope, dict) else None
     context = context or current_context() or (state.get(STATE_KEY) if isinstance(state, dict) else None)
-    owner = turnout or (context.turnout if context is not None else None)
+    owner = turnout or running_turnout()
     if owner is None and isinstance(state, dict):
         owner = state.get("turnout")
     if owner is None and request is not None:
@@ -187,7 +136,7 @@ def resolve(
         if isinstance(scope, dict):
             context, _ = ContextReader(owner.config.http).read(scope, owner)
         else:
-            context = RoutingContext("", turnout=owner)
+            context = RoutingContext("")
     return owner, context
 
 

@@ -8,7 +8,7 @@ import contextvars
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from collections.abc import Set as AbstractSet
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,7 @@ class Engine:
         "breaker",
         "fallback",
         "func",
+        "guard",
         "is_async",
         "name",
         "pool",
@@ -64,6 +65,8 @@ class Engine:
         cb = settings.circuit_breaker
         self.breaker = CircuitBreaker(cb.failures, cb.reset_s, clock) if cb.enabled else None
         self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.guard = _Guard(self)
+        """Around every call: refused while the breaker is open; the outcome is the breaker's."""
 
     def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
         # One pool per engine, made on first use (no threads at import, clean forks): a sync
@@ -80,27 +83,17 @@ class Engine:
 
     async def acall(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         """Run the engine from async code: async awaited, sync in a worker thread."""
-        self._check_breaker()
-        try:
+        with self.guard:
             if self.timeout_s is None:
-                result = await self._invoke(args, kwargs)
-            else:
-                deadline = asyncio.timeout(self.timeout_s)
-                try:
-                    async with deadline:
-                        result = await self._invoke(args, kwargs)
-                except TimeoutError:
-                    if not deadline.expired():
-                        raise  # the engine's own TimeoutError, not our deadline
-                    raise self._timed_out() from None
-        except Exception:
-            self._failed()
-            raise
-        except BaseException:
-            self._abandoned()
-            raise
-        self._succeeded()
-        return result
+                return await self._invoke(args, kwargs)
+            deadline = asyncio.timeout(self.timeout_s)
+            try:
+                async with deadline:
+                    return await self._invoke(args, kwargs)
+            except TimeoutError:
+                if not deadline.expired():
+                    raise  # the engine's own TimeoutError, not our deadline
+                raise self._timed_out() from None
 
     async def _invoke(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         if self.is_async:
@@ -119,49 +112,49 @@ class Engine:
         """Run a sync engine from sync code (the timeout runs it in a worker thread)."""
         if self.is_async:
             raise TurnoutError(f"engine {self.name!r} is async: call it with `await`")
-        self._check_breaker()
-        try:
+        with self.guard:
             if self.timeout_s is None:
-                result = self.func(*args, **kwargs)
-            else:
-                context = contextvars.copy_context()
-                future = self._executor().submit(context.run, self.func, *args, **kwargs)
-                try:
-                    result = future.result(timeout=self.timeout_s)
-                except concurrent.futures.TimeoutError as exc:
-                    if future.done() and future.exception() is exc:
-                        raise  # the engine's own TimeoutError, not our deadline
-                    future.cancel()
-                    raise self._timed_out() from None
-        except Exception:
-            self._failed()
-            raise
-        except BaseException:
-            self._abandoned()
-            raise
-        self._succeeded()
-        return result
+                return self.func(*args, **kwargs)
+            context = contextvars.copy_context()
+            future = self._executor().submit(context.run, self.func, *args, **kwargs)
+            try:
+                return future.result(timeout=self.timeout_s)
+            except concurrent.futures.TimeoutError as exc:
+                if future.done() and future.exception() is exc:
+                    raise  # the engine's own TimeoutError, not our deadline
+                future.cancel()
+                raise self._timed_out() from None
 
     def _timed_out(self) -> EngineTimeoutError:
         return EngineTimeoutError(self.name, f"no result within {(self.timeout_s or 0) * 1000:g} ms")
 
-    def _failed(self) -> None:
-        if self.breaker is not None:
-            self.breaker.failed()
 
-    def _succeeded(self) -> None:
-        if self.breaker is not None:
-            self.breaker.succeeded()
+class _Guard:
+    """The circuit breaker around one call (async and sync alike)."""
 
-    def _abandoned(self) -> None:
-        if self.breaker is not None:
-            self.breaker.abandoned()
+    __slots__ = ("engine",)
 
-    def _check_breaker(self) -> None:
-        if self.breaker is not None and not self.breaker.allow():
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def __enter__(self) -> None:
+        engine = self.engine
+        breaker = engine.breaker
+        if breaker is not None and not breaker.allow():
             raise CircuitOpenError(
-                self.name, f"circuit open after repeated failures; retry in {self.breaker.reset_s:g}s"
+                engine.name, f"circuit open after repeated failures; retry in {breaker.reset_s:g}s"
             )
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        breaker = self.engine.breaker
+        if breaker is None:
+            return
+        if exc_type is None:
+            breaker.succeeded()
+        elif issubclass(exc_type, Exception):
+            breaker.failed()
+        else:  # cancelled, interrupted: says nothing about the engine
+            breaker.abandoned()
 
 
 class EngineSet:
@@ -172,6 +165,7 @@ class EngineSet:
         self._failures = failures
         self._metrics = telemetry.metrics
         self._tracing = telemetry.tracing
+        self._decisions = telemetry.decisions
 
     def resolve(self, decision: Decision, default: Decision) -> tuple[Engine, Decision]:
         """The engine for `decision`; a missing one is replaced by the flag default's (reason ERROR).
@@ -199,10 +193,13 @@ class EngineSet:
             engine=fallback.name, reason=Reason.ERROR, error=f"engine {name!r} not registered"
         )
 
-    async def arun(
-        self, engine: Engine, decision: Decision, args: tuple[Any, ...], kwargs: Mapping[str, Any]
-    ) -> tuple[Any, Decision]:
-        """Run `engine`, walking its fallback chain on failure; returns (result, final decision)."""
+    def attempts(self, engine: Engine, decision: Decision) -> Generator[Engine, Any, tuple[Any, Decision]]:
+        """The attempt loop, for async and sync callers alike: timeout and breaker are the engine's.
+
+        It yields each engine to call and is sent the result, or thrown the exception, of that
+        call; on failure it walks the fallback chain; it returns (result, final decision), or
+        raises the last error when no fallback is left. Each attempt is measured and spanned.
+        """
         tried = {engine.name}
         started = perf_counter()
         first_error: str | None = None
@@ -211,14 +208,14 @@ class EngineSet:
             tracer = self._tracing.tracer
             try:
                 if tracer is None:
-                    result = await engine.acall(args, kwargs)
+                    result = yield engine
                 else:
                     span = tracer.start_span(ENGINE_SPAN, attributes=_attributes(engine, decision))
                     with trace.use_span(
                         span, end_on_exit=True, record_exception=False, set_status_on_exception=False
                     ):
                         try:
-                            result = await engine.acall(args, kwargs)
+                            result = yield engine
                         except Exception as exc:
                             self._mark_failed(span, engine, tried, exc)
                             raise
@@ -231,45 +228,44 @@ class EngineSet:
             self._record_variant(decision, started, first_error)
             return result, decision
 
+    async def arun(
+        self, engine: Engine, decision: Decision, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> tuple[Any, Decision]:
+        """Run `engine` from async code through the attempt loop; returns (result, final decision)."""
+        loop = self.attempts(engine, decision)
+        step: Engine | _Done = next(loop)
+        while isinstance(step, Engine):
+            try:
+                result = await step.acall(args, kwargs)
+            except Exception as exc:
+                step = _advance(loop, None, exc)
+            else:
+                step = _advance(loop, result, None)
+        return step.outcome
+
     def run(
         self, engine: Engine, decision: Decision, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> tuple[Any, Decision]:
-        """The sync twin of `arun`; an async engine (chosen or fallback) raises `TurnoutError`."""
-        tried = {engine.name}
-        started = perf_counter()
-        first_error: str | None = None
+        """`arun` for sync code; an async engine (chosen or fallback) raises `TurnoutError`."""
+        loop = self.attempts(engine, decision)
+        step: Engine | _Done = next(loop)
         cause: Exception | None = None
-        while True:
-            if engine.is_async:
+        while isinstance(step, Engine):
+            if step.is_async:
+                loop.close()
                 # A programming error, not an engine failure: neither counted nor fallen back from.
                 raise TurnoutError(
-                    f"engine {engine.name!r} is async and cannot run from sync code: "
+                    f"engine {step.name!r} is async and cannot run from sync code: "
                     "call it with `await` (e.g. `await engine(...)` instead of `engine.call_sync(...)`)"
                 ) from cause
-            attempt = perf_counter()
-            tracer = self._tracing.tracer
             try:
-                if tracer is None:
-                    result = engine.call(args, kwargs)
-                else:
-                    span = tracer.start_span(ENGINE_SPAN, attributes=_attributes(engine, decision))
-                    with trace.use_span(
-                        span, end_on_exit=True, record_exception=False, set_status_on_exception=False
-                    ):
-                        try:
-                            result = engine.call(args, kwargs)
-                        except Exception as exc:
-                            self._mark_failed(span, engine, tried, exc)
-                            raise
+                result = step.call(args, kwargs)
             except Exception as exc:
                 cause = exc
-                self._metrics.record(f"engine.{engine.name}", _ms(attempt), False, type(exc).__name__)
-                first_error = first_error or type(exc).__name__
-                engine, decision = self._fallback(engine, decision, exc, tried, started, first_error)
-                continue
-            self._metrics.record(f"engine.{engine.name}", _ms(attempt), True)
-            self._record_variant(decision, started, first_error)
-            return result, decision
+                step = _advance(loop, None, exc)
+            else:
+                step = _advance(loop, result, None)
+        return step.outcome
 
     def _mark_failed(self, span: Span, engine: Engine, tried: set[str], exc: Exception) -> None:
         """On the failed attempt's span: the error (as privacy allows), and who takes over."""
@@ -307,11 +303,31 @@ class EngineSet:
             self._record_variant(decision, started, error)
             raise exc
         tried.add(target.name)
+        self._decisions.count(decision.flag, Reason.FALLBACK)
         error_text = self._tracing.privacy.error_text(exc)
         return target, decision.fallen_back(target.name, f"{engine.name}: {error_text}"[:300])
 
 
 _NOT_SERVED_BY_VARIANT = frozenset({Reason.FALLBACK, Reason.ERROR})
+
+
+class _Done:
+    """The attempt loop's end: the result and the decision that served it."""
+
+    __slots__ = ("outcome",)
+
+    def __init__(self, outcome: tuple[Any, Decision]) -> None:
+        self.outcome = outcome
+
+
+def _advance(
+    loop: Generator[Engine, Any, tuple[Any, Decision]], result: Any, error: Exception | None
+) -> Engine | _Done:
+    """Hand the attempt loop one call's outcome; the next engine to call, or the end."""
+    try:
+        return loop.send(result) if error is None else loop.throw(error)
+    except StopIteration as done:
+        return _Done(done.value)
 
 
 def _attributes(engine: Engine, decision: Decision) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -33,18 +33,25 @@ MAX_BODY_BYTES = 1_000_000
 _SUPPORTED_TYPES = ["boolean", "string", "int", "float", "object"]
 
 
-def ofrep_app(turnout: Turnout, *, tokens: Mapping[str, str] | None = None) -> Starlette:
+def ofrep_app(
+    turnout: Turnout,
+    *,
+    tokens: Mapping[str, str] | None = None,
+    admit: Callable[[Request], str | None] | None = None,
+) -> Starlette:
     """The OFREP endpoints as a Starlette app; mount it anywhere, or serve it alone.
 
     `tokens` (SHA-256 hex of a bearer token → caller name) replaces `[ofrep] tokens`; with no
-    tokens at all, anyone who reaches the app may evaluate flags.
+    tokens at all, anyone who reaches the app may evaluate flags. `admit` is a second way in
+    (the admin app passes its own token check): the caller's name, or None to refuse; with it,
+    a request that carries no OFREP token must pass it.
     """
     try:
         from starlette.applications import Starlette
         from starlette.routing import Route
     except ImportError as exc:
         raise MissingExtraError("cli", "starlette", "the OFREP endpoint") from exc
-    endpoint = _Endpoint(turnout, tokens)
+    endpoint = _Endpoint(turnout, tokens, admit)
     return Starlette(
         routes=[
             Route("/ofrep/v1/evaluate/flags/{key:path}", endpoint.single, methods=["POST"]),
@@ -55,9 +62,15 @@ def ofrep_app(turnout: Turnout, *, tokens: Mapping[str, str] | None = None) -> S
 
 
 class _Endpoint:
-    def __init__(self, turnout: Turnout, tokens: Mapping[str, str] | None) -> None:
+    def __init__(
+        self,
+        turnout: Turnout,
+        tokens: Mapping[str, str] | None,
+        admit: Callable[[Request], str | None] | None = None,
+    ) -> None:
         self.turnout = turnout
         self.tokens = None if tokens is None else {k.lower(): v for k, v in tokens.items()}
+        self.admit = admit
 
     # -- auth ----------------------------------------------------------------------------
 
@@ -65,16 +78,17 @@ class _Endpoint:
         """The caller's name; "" when no token is needed, None when the token is missing or wrong."""
         tokens = self.tokens if self.tokens is not None else self.turnout.config.ofrep.tokens
         if not tokens:
-            return ""
+            return "" if self.admit is None else self.admit(request)
         presented = _presented_token(request)
-        if presented is None:
-            return None
-        digest = hashlib.sha256(presented.encode()).hexdigest()
         found = None
-        # Every digest is compared, in constant time, so timing tells nothing about the tokens.
-        for known, name in tokens.items():
-            if hmac.compare_digest(digest, known.lower()):
-                found = name
+        if presented is not None:
+            digest = hashlib.sha256(presented.encode()).hexdigest()
+            # Every digest is compared, in constant time, so timing tells nothing about the tokens.
+            for known, name in tokens.items():
+                if hmac.compare_digest(digest, known.lower()):
+                    found = name
+        if found is None and self.admit is not None:
+            return self.admit(request)
         return found
 
     def _refused(self) -> Response:

@@ -1,4 +1,4 @@
-"""`Turnout`: holds the compiled config snapshot and engines; decides and runs."""
+"""`Turnout`: registration, reload, lifecycle and the public face over the runtime in force."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ import dataclasses
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextvars import ContextVar, Token
 from pathlib import Path
-from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
 from turnout.config import TurnoutConfig, load_file, validate_config
-from turnout.context import RoutingContext, _current, current_context
-from turnout.decision import Decision, Reason
+from turnout.context import RoutingContext, UsingContext, current_context, use_context
+from turnout.decision import Decision
 from turnout.engines import Engine
 from turnout.environment import apply_environment
-from turnout.errors import ConfigError, TurnoutError, UnknownFlagError
+from turnout.errors import ConfigError, TurnoutError
 from turnout.failures import Failures
 from turnout.intent.signal import classify
 from turnout.overlays import Overlays
@@ -28,8 +28,16 @@ from turnout.references import attribute_issues, fallback_issues, shadow_issues,
 from turnout.registry import NAMESPACE as REGISTRY_NAMESPACE
 from turnout.registry import Registry
 from turnout.rollouts import Rollouts
+from turnout.runtime import (
+    BoundEngine,
+    Builder,
+    DecisionListener,
+    Runtime,
+    Services,
+    event_tracker,
+    needs_restart,
+)
 from turnout.shadow import ShadowRunner, unsafe_shadows
-from turnout.snapshot import Builder, Snapshot, event_tracker, needs_restart
 from turnout.telemetry.hub import Telemetry
 from turnout.telemetry.metrics import Measure, MetricsRegistry
 from turnout.types import ASGIApp, Classifier, Clock, EngineCallable, Intent
@@ -42,12 +50,17 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from turnout.comparators import Comparator
-    from turnout.decorators import BoundEngine
     from turnout.events.sinks import EventSink
     from turnout.telemetry.exporters import Exporter
 
 F = TypeVar("F", bound=EngineCallable)
 _log = structlog.get_logger("turnout")
+_running: ContextVar[Turnout | None] = ContextVar("turnout_running", default=None)
+
+
+def running_turnout() -> Turnout | None:
+    """The `Turnout` serving the current request (set by its middleware or `Turnout.serving`)."""
+    return _running.get()
 
 
 class Turnout:
@@ -71,7 +84,6 @@ class Turnout:
         from turnout import __version__
 
         self.failures = Failures()
-        self._intent_view_of = self._intent_view  # bound once: decide() passes it on every call
         self.telemetry = Telemetry(
             self.failures, tracer_provider=tracer_provider, exporters=exporters, version=__version__
         )
@@ -87,18 +99,26 @@ class Turnout:
             failures=self.failures,
         )
         self._shadow_unsafe: set[str] = set()
+        self.shadows = ShadowRunner(
+            self.telemetry.shadows, self.failures, self.telemetry.tracing, self.classify
+        )
+        # Engines registered in code are known once the app starts or first decides; until
+        # then a fallback may name one that is not registered yet.
+        self._services = Services(
+            self.telemetry,
+            self.failures,
+            clock,
+            self.shadows,
+            self._intent_view,
+            first_decision=self._engines_now_known,
+        )
         self._builder = Builder(
             self._code_engines,
             classifier,
-            self.failures,
-            self.telemetry,
-            clock,
+            self._services,
             comparators=dict(comparators or {}),
             shadow_unsafe=self._shadow_unsafe,
             aliases=self.registry.tagged_engines,
-        )
-        self.shadows = ShadowRunner(
-            self.telemetry.shadows, self.failures, self.telemetry.tracing, self.classify
         )
         self._path = Path(path) if path is not None else None
         self._env = env
@@ -112,19 +132,16 @@ class Turnout:
             if watch and self._path is not None
             else None
         )
-        # Engines registered in code are known once the app starts or first decides; until
-        # then a fallback may name one that is not registered yet.
-        self._engines_known = False
         self._reload_listeners: list[Callable[[TurnoutConfig], object]] = []
         self._base = self._validate(config if config is not None else {})
-        self._snapshot = self._build(self.overlays.apply(self._base), str(path) if path else None)
+        self._runtime = self._build(self.overlays.apply(self._base), str(path) if path else None)
         self.overlays.on_change = self._reapply
         self.registry.on_change = self.overlays.reread
-        self.events = event_tracker(self._snapshot.config, event_sinks, self.failures)
-        self._apply_privacy(self._snapshot.config)
+        self.events = self._services.events = event_tracker(self._runtime.config, event_sinks, self.failures)
+        self._apply_privacy(self._runtime.config)
         self.rollouts = Rollouts(
             self._builder.gates,
-            lambda: self._snapshot.config,
+            lambda: self._runtime.config,
             self.telemetry.metrics,
             clock=clock,
             failures=self.failures,
@@ -149,7 +166,12 @@ class Turnout:
     @property
     def config(self) -> TurnoutConfig:
         """The configuration in force."""
-        return self._snapshot.config
+        return self._runtime.config
+
+    @property
+    def runtime(self) -> Runtime:
+        """The compiled configuration in force: flags, engines, shadows (swapped on reload)."""
+        return self._runtime
 
     def _validate(
         self, config: TurnoutConfig | Mapping[str, Any], source: str | None = None
@@ -163,26 +185,26 @@ class Turnout:
             source=source or (str(self._path) if self._path else None),
         )
 
-    def _build(self, config: TurnoutConfig, source: str | None) -> Snapshot:
-        snapshot = self._builder.build(config, source, getattr(self, "_snapshot", None))
-        if self._engines_known:
-            self._check_fallbacks(snapshot)
+    def _build(self, config: TurnoutConfig, source: str | None) -> Runtime:
+        runtime = self._builder.build(config, source, getattr(self, "_runtime", None))
+        if self._services.first_decision is None:  # engines are known: check what names them
+            self._check_fallbacks(runtime)
         for issue in attribute_issues(config):
             _log.warning("turnout.attribute_unprovided", setting=issue.path, note=issue.message)
-        return snapshot
+        return runtime
 
-    def _check_fallbacks(self, snapshot: Snapshot) -> None:
+    def _check_fallbacks(self, runtime: Runtime) -> None:
         """Raise a ConfigError for each fallback or shadow naming an engine not declared nor registered."""
-        engines = snapshot.engines.engines
-        issues = fallback_issues(snapshot.config, engines) + shadow_issues(snapshot.config, engines)
+        engines = runtime.engines.engines
+        issues = fallback_issues(runtime.config, engines) + shadow_issues(runtime.config, engines)
         if issues:
-            raise ConfigError(issues, source=snapshot.source)
+            raise ConfigError(issues, source=runtime.source)
 
-    def _engines_now_known(self, snapshot: Snapshot) -> None:
+    def _engines_now_known(self, runtime: Runtime) -> None:
         """At the first decision of an app never started: report fallbacks to missing engines."""
-        self._engines_known = True
+        self._services.first_decision = None
         try:
-            self._check_fallbacks(snapshot)
+            self._check_fallbacks(runtime)
         except ConfigError as exc:
             # A decision never raises: the request is served, the problem logged once and counted.
             self.failures.record("config", exc)
@@ -200,7 +222,7 @@ class Turnout:
             else:
                 source, data = None, config
             base = self._validate(data, source)
-            snapshot = self._build(self.overlays.apply(base), source)
+            runtime = self._build(self.overlays.apply(base), source)
         except (ConfigError, TurnoutError) as exc:
             self.failures.record("config.reload", exc, log=False)  # logged just below, every time
             _log.error(
@@ -209,9 +231,9 @@ class Turnout:
                 note="the previous configuration stays in force",
             )
             raise
-        dropped = sorted(set(self._snapshot.flags) - set(snapshot.flags))
+        dropped = sorted(set(self._runtime.flags) - set(runtime.flags))
         self._base = base
-        previous, self._snapshot = self._snapshot.config, snapshot
+        previous, self._runtime = self._runtime.config, runtime
         if dropped:
             _log.warning(
                 "turnout.reload_dropped_flags",
@@ -219,22 +241,22 @@ class Turnout:
                 note="requests that still name them get their last default (reason ERROR)",
             )
         # Health thresholds apply at once; running loops keep their exporters, sinks and intervals.
-        self.telemetry.config = snapshot.config.telemetry
-        self._apply_privacy(snapshot.config)
-        later = needs_restart(previous, snapshot.config)
+        self.telemetry.config = runtime.config.telemetry
+        self._apply_privacy(runtime.config)
+        later = needs_restart(previous, runtime.config)
         if later:
             _log.warning(
                 "turnout.reload_needs_restart",
                 settings=later,
                 note="these settings take effect when the app restarts",
             )
-        _log.info("turnout.reloaded", source=source, flags=sorted(snapshot.flags))
+        _log.info("turnout.reloaded", source=source, flags=sorted(runtime.flags))
         for listener in tuple(self._reload_listeners):
             try:
-                listener(snapshot.config)
+                listener(runtime.config)
             except Exception as exc:
                 self.failures.record("reload.listener", exc)
-        return snapshot.config
+        return runtime.config
 
     def _reapply(self) -> None:
         """Rebuild from the same file config after an admin overlay or the registry changed."""
@@ -317,16 +339,16 @@ class Turnout:
             self._shadow_unsafe.discard(name)
         else:
             self._shadow_unsafe.add(name)
-        snapshot = self._snapshot
+        runtime = self._runtime
         try:
-            engines = self._builder.engines(snapshot.config, snapshot)
-            issues = unsafe_shadows(snapshot.shadows, engines)
+            engines = self._builder.engines(runtime.config, runtime)
+            issues = unsafe_shadows(runtime.shadows, engines)
             if issues:
                 raise ConfigError(issues)
         except BaseException:
             self._restore_engine(name, *before)
             raise
-        self._snapshot = dataclasses.replace(snapshot, engines=engines)
+        self._runtime = dataclasses.replace(runtime, engines=engines)
 
     def _restore_engine(
         self, name: str, registered: tuple[EngineCallable, str | None] | None, unsafe: bool
@@ -343,121 +365,53 @@ class Turnout:
     @property
     def shadowing(self) -> bool:
         """Whether the configuration in force runs any shadow engine."""
-        return bool(self._snapshot.shadows.plans)
+        return bool(self._runtime.shadows.plans)
 
     @property
     def engines(self) -> Mapping[str, Engine]:
         """The engines available now, by name."""
-        return self._snapshot.engines.engines
+        return self._runtime.engines.engines
 
     # -- deciding and running ------------------------------------------------------------
 
     def decide(self, flag: str, context: RoutingContext | None = None) -> Decision:
         """Evaluate `flag` for `context` (the current request's by default). Never raises."""
-        return self._decide(self._snapshot, flag, context or current_context() or RoutingContext(""))
+        return self._runtime.decide(flag, context or current_context() or RoutingContext(""))
 
     def bind(self, flag: str, context: RoutingContext, *, sync: bool = False) -> BoundEngine:
         """Decide `flag` and bind the chosen engine, pinned to the config in force now.
 
         A reload while the request runs does not change which engines serve it.
         """
-        from turnout.decorators import BoundEngine, SyncBoundEngine
-
-        snapshot = self._snapshot
-        kind = SyncBoundEngine if sync else BoundEngine
-        return kind(self, context, self._decide(snapshot, flag, context), snapshot)
-
-    def _decide(self, snapshot: Snapshot, flag: str, ctx: RoutingContext) -> Decision:
-        if not self._engines_known:
-            self._engines_now_known(snapshot)
-        compiled = snapshot.flags.get(flag)
-        if compiled is None:
-            return self._unknown_flag(snapshot, flag, ctx)
-        started = perf_counter()
-        try:
-            decision = compiled.evaluate(ctx, self._clock, self._intent_view_of)
-        except Exception as exc:
-            self.failures.record("decide", exc, flag=flag)
-            decision = compiled.error(self.telemetry.tracing.privacy.error_text(exc))
-        telemetry = self.telemetry
-        telemetry.metrics.record(
-            "decide", (perf_counter() - started) * 1000.0, decision.reason is not Reason.ERROR
-        )
-        telemetry.tracing.record_evaluation(decision, ctx.targeting_key)
-        if decision.experiment is not None:
-            telemetry.metrics.expose(decision.experiment, flag, decision.variant)
-            self.events.exposure(decision, context=ctx)
-        ctx.decisions[flag] = decision
-        return decision
-
-    def _unknown_flag(self, snapshot: Snapshot, flag: str, ctx: RoutingContext) -> Decision:
-        # Counted and logged once per process; the request is served by the flag's last
-        # default (a reload removed it) or `routing.default_engine`, never by "no engine".
-        self.failures.record("decide", UnknownFlagError(flag), flag=flag)
-        self.telemetry.metrics.record("decide", 0.0, False, "UnknownFlagError")
-        decision = snapshot.fallback_decision(flag) or Decision(
-            flag, "", None, Reason.ERROR, error=f"unknown flag {flag!r}"
-        )
-        if decision.engine is not None:
-            ctx.decisions[flag] = decision
-        return decision
+        return self._runtime.bind(flag, context, sync=sync)
 
     async def run(self, flag: str, *args: Any, context: RoutingContext | None = None, **kwargs: Any) -> Any:
         """Decide `flag` (or reuse this request's decision) and run the chosen engine."""
         ctx = context or current_context() or RoutingContext("")
-        snapshot = self._snapshot
-        decision = ctx.decisions.get(flag) or self._decide(snapshot, flag, ctx)
-        return await self.run_decision(decision, ctx, args, kwargs, snapshot)
+        runtime = self._runtime
+        decision = ctx.decisions.get(flag) or runtime.decide(flag, ctx)
+        return await BoundEngine(runtime, ctx, decision)(*args, **kwargs)
 
-    async def run_decision(
-        self,
-        decision: Decision,
-        ctx: RoutingContext,
-        args: tuple[Any, ...],
-        kwargs: Mapping[str, Any],
-        snapshot: Snapshot | None = None,
-    ) -> Any:
-        """Run the engine a decision chose, on the config it was made with: timeout, fallback, breaker."""
-        snapshot = snapshot or self._snapshot
-        engine, decision = snapshot.engines.resolve(decision, snapshot.default_of(decision))
-        shadow = snapshot.shadows.plan(decision, ctx) if snapshot.shadows.plans else None
-        token = _current.set(ctx) if _current.get() is not ctx else None
-        started = perf_counter() if shadow is not None else 0.0
-        try:
-            result, final = await snapshot.engines.arun(engine, decision, args, kwargs)
-        finally:
-            if token is not None:
-                _current.reset(token)
-        ctx.decisions[decision.flag] = final
-        if shadow is not None:
-            served_ms = (perf_counter() - started) * 1000.0
-            self.shadows.offer(shadow, snapshot.engines, ctx, args, kwargs, result, served_ms, final)
-        return result
+    def serving(self, context: RoutingContext) -> Serving:
+        """Make this Turnout and `context` current in the block, as the middleware does per request.
 
-    def run_decision_sync(
-        self,
-        decision: Decision,
-        ctx: RoutingContext,
-        args: tuple[Any, ...],
-        kwargs: Mapping[str, Any],
-        snapshot: Snapshot | None = None,
-    ) -> Any:
-        """`run_decision` for sync code and sync engines."""
-        snapshot = snapshot or self._snapshot
-        engine, decision = snapshot.engines.resolve(decision, snapshot.default_of(decision))
-        shadow = snapshot.shadows.plan(decision, ctx) if snapshot.shadows.plans else None
-        token = _current.set(ctx) if _current.get() is not ctx else None
-        started = perf_counter() if shadow is not None else 0.0
-        try:
-            result, final = snapshot.engines.run(engine, decision, args, kwargs)
-        finally:
-            if token is not None:
-                _current.reset(token)
-        ctx.decisions[decision.flag] = final
-        if shadow is not None:
-            served_ms = (perf_counter() - started) * 1000.0
-            self.shadows.offer(shadow, snapshot.engines, ctx, args, kwargs, result, served_ms, final)
-        return result
+        Inside it `@experiment` functions find both without being passed them.
+        """
+        return Serving(self, context)
+
+    def add_decision_listener(self, listener: DecisionListener) -> Callable[[], None]:
+        """Call `listener(decision, context)` after every decision; returns a function that removes it.
+
+        For tests and debugging (`turnout.testing.capture_decisions`): a listener runs on the
+        request path, so it must be quick, and one that raises fails the decision's caller.
+        """
+        services = self._services
+        services.listeners = (*services.listeners, listener)
+
+        def remove() -> None:
+            services.listeners = tuple(known for known in services.listeners if known is not listener)
+
+        return remove
 
     def _intent_view(self, ctx: RoutingContext) -> Mapping[str, Any]:
         view = ctx.intent_view
@@ -473,10 +427,10 @@ class Turnout:
 
     def classify(self, text: str | None) -> Intent:
         """The intent of `text`; any classifier failure gives `unknown` (counted, logged once)."""
-        snapshot = self._snapshot
+        runtime = self._runtime
         return classify(
-            snapshot.classifier,
-            snapshot.config.intent,
+            runtime.classifier,
+            runtime.config.intent,
             text,
             telemetry=self.telemetry,
             failures=self.failures,
@@ -490,17 +444,17 @@ class Turnout:
         A fallback naming an engine neither declared nor registered in code raises `ConfigError`;
         a variant with no engine is a warning (its requests get the default engine).
         """
-        snapshot = self._snapshot
-        self._check_fallbacks(snapshot)
-        self._engines_known = True
-        for issue in variant_issues(snapshot.config, snapshot.engines.engines):
+        runtime = self._runtime
+        self._check_fallbacks(runtime)
+        self._services.first_decision = None
+        for issue in variant_issues(runtime.config, runtime.engines.engines):
             _log.warning(
                 "turnout.engines_missing", setting=issue.path, variants=issue.value, note=issue.message
             )
         try:
             if self._watcher is not None:
                 self._watcher.start()
-            await self.telemetry.start(snapshot.config.telemetry, snapshot.config.plugins)
+            await self.telemetry.start(runtime.config.telemetry, runtime.config.plugins)
             await self.events.start()
             await self.rollouts.start()
             await self.overlays.start()
@@ -514,7 +468,7 @@ class Turnout:
             await self._watcher.stop()
         await self.overlays.stop()
         await self.rollouts.stop()
-        await self.shadows.drain(self._snapshot.shadows.longest_timeout_s + 1.0)
+        await self.shadows.drain(self._runtime.shadows.longest_timeout_s + 1.0)
         self.shadows.close()
         await self.events.stop()
         await self.telemetry.stop()
@@ -568,3 +522,24 @@ class Turnout:
         from turnout.fastapi import choose
 
         return choose(self, flag)
+
+
+class Serving:
+    """`Turnout.serving(context)`: this Turnout and the context current for the block."""
+
+    __slots__ = ("_token", "_using", "turnout")
+
+    def __init__(self, turnout: Turnout, context: RoutingContext) -> None:
+        self.turnout = turnout
+        self._using: UsingContext = use_context(context)
+        self._token: Token[Turnout | None] | None = None
+
+    def __enter__(self) -> RoutingContext:
+        self._token = _running.set(self.turnout)
+        return self._using.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._using.__exit__()
+        if self._token is not None:
+            _running.reset(self._token)
+            self._token = None

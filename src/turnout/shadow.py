@@ -35,7 +35,7 @@ from opentelemetry.trace import Link, SpanContext, StatusCode
 
 from turnout.comparators import Comparator, agreement, resolve_comparator
 from turnout.config import ShadowConfig, TurnoutConfig, shadow_settings
-from turnout.context import RoutingContext, _current
+from turnout.context import RoutingContext, use_context
 from turnout.decision import Decision, Reason
 from turnout.errors import ConfigIssue, TurnoutError
 from turnout.hashing import bucket
@@ -353,7 +353,10 @@ class ShadowRunner:
         _in_shadow.set(True)  # this task's own context: a nested turnout.run() shadows nothing
         shadow_context = copy.copy(job.context)
         shadow_context.decisions = dict(job.context.decisions)
-        _current.set(shadow_context)
+        with use_context(shadow_context):
+            await self._traced(lane, job)
+
+    async def _traced(self, lane: _Lane, job: ShadowJob) -> None:
         plan = job.plan
         tracer = self._tracing.tracer
         if tracer is None:

@@ -123,6 +123,8 @@ async def drive(turnout: Turnout, *, seed: int = 3) -> None:
             snapshot = turnout.telemetry.take()
             stamp = end - interval * (INTERVALS - 1 - number)
             out.write(snapshot.model_copy(update={"timestamp": stamp}).model_dump_json() + "\n")
+    turnout.registry.register("workflow", "2.1.0", description="linear workflow, prompt v7", actor="tests")
+    turnout.registry.promote("workflow", "2.1.0", "validated", actor="tests")
     await turnout.rollouts.tick()
     turnout.rollouts.pause("coordinator", reason="looking at the numbers", actor="tests")
     turnout.rollouts.resume("coordinator", reason="numbers look fine", actor="tests")

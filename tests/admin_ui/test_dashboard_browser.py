@@ -197,6 +197,25 @@ def test_charts_render_with_content(reader: Tab) -> None:
     assert reader.page.locator(".report svg circle").count() > 0
 
 
+def test_flag_page_draws_decision_reasons_and_engines_page_lists_the_registry(reader: Tab) -> None:
+    reader.open(PAGES["flag"])
+    chart = reader.page.get_by_role("img", name="coordinator: decisions per interval, by reason")
+    box = chart.bounding_box()
+    assert box is not None and box["width"] > 100 and box["height"] > 40
+    points = chart.locator("polyline").first.get_attribute("points") or ""
+    assert len(points.split()) >= 2
+    assert (
+        "SPLIT"
+        in reader.page.get_by_role(
+            "table", name="Decisions by reason, since each process started"
+        ).inner_text()
+    )
+    reader.open("engines")
+    registry = reader.page.get_by_role("table", name="Registered engine versions, oldest first")
+    assert "validated" in registry.inner_text() and "2.1.0" in registry.inner_text()
+    assert reader.errors == []
+
+
 def test_a_read_token_sees_no_write_controls(reader: Tab) -> None:
     for path in PAGES.values():
         reader.open(path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from dashboard_scene import READ_TOKEN, WRITE_TOKEN, Scene, build_scene, tokens
+from dashboard_scene import INTERVALS, READ_TOKEN, USERS, WRITE_TOKEN, Scene, build_scene, tokens
 
 from turnout import RoutingContext, Turnout
 from turnout.admin.ui import token_roles, ui_app
@@ -69,6 +69,42 @@ async def test_engines_page_draws_a_line_per_percentile_over_the_windows(scene: 
     assert "engine.workflow: latency over time (ms)" in html and "p99: " in html
     assert '<td data-label="Version">2.1.0</td>' in html
     assert '<td data-label="Breaker"><span class="badge ok">closed</span></td>' in html
+
+
+async def test_flag_page_counts_decisions_by_reason_and_draws_them_over_time(scene: Scene) -> None:
+    async with client(scene) as http:
+        html = (await http.get("/view/flags/coordinator", headers=bearer(READ_TOKEN))).json()["html"]
+    assert "<h2>Decision reasons</h2>" in html
+    # Every request of every interval is one decision of the flag: SPLIT for the canary's users
+    # (nobody is on the staff plan), counted once per `run`.
+    decisions = USERS * INTERVALS
+    assert f'<td data-label="Decisions">{decisions:,}</td>' in html
+    assert '<th scope="row">SPLIT</th>' in html and "placed by a percentage split" in html
+    chart = html[html.index("coordinator: decisions per interval, by reason") :]
+    assert "<polyline" in chart and f"SPLIT: {USERS:,}" in chart
+
+
+async def test_engines_page_lists_the_registered_versions(scene: Scene) -> None:
+    async with client(scene) as http:
+        html = (await http.get("/view/engines", headers=bearer(READ_TOKEN))).json()["html"]
+    registry = html[html.index("<h2>Engine registry</h2>") :]
+    assert '<th scope="row">workflow</th>' in registry
+    assert '<td data-label="Stage"><span class="badge idle">validated</span></td>' in registry
+    assert '<td data-label="Tags">latest</td>' in registry
+    assert "linear workflow, prompt v7" in registry
+
+
+async def test_an_unreadable_registry_is_said_and_the_rest_of_the_engines_page_is_drawn(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable() -> None:
+        raise OSError("database is locked")
+
+    monkeypatch.setattr(scene.turnout.registry, "engines", unreachable)
+    async with client(scene) as http:
+        html = (await http.get("/view/engines", headers=bearer(READ_TOKEN))).json()["html"]
+    assert "The engine registry cannot be read: database is locked" in html
+    assert "engine.workflow: latency over time (ms)" in html
 
 
 async def test_rollout_page_lists_steps_checks_and_history(scene: Scene) -> None:

@@ -158,6 +158,20 @@ async def test_figures_are_cumulative_across_snapshot_windows() -> None:
     families = samples((await scrape(t)).text)
 
     assert value(families["turnout_requests"], "turnout_requests_total", component="decide") == 8
+    decided = [
+        sample
+        for sample in families["turnout_decisions"]
+        if sample.name == "turnout_decisions_total" and sample.labels["flag"] == FLAG
+    ]
+    assert sum(sample.value for sample in decided if sample.labels["reason"] != "FALLBACK") == 8
+    fallbacks = sum(sample.value for sample in decided if sample.labels["reason"] == "FALLBACK")
+    workflow_down = value(
+        families["turnout_errors"],
+        "turnout_errors_total",
+        component="engine.workflow",
+        error_type="ConnectionError",
+    )
+    assert fallbacks == workflow_down > 0  # each failed workflow call fell back to legacy
     await t.stop()
 
 

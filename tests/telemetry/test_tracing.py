@@ -250,7 +250,7 @@ def test_sync_runs_get_spans_too(provider: TracerProvider, exporter: InMemorySpa
     ctx = RoutingContext(KEYS["legacy"])
 
     with provider.get_tracer("test").start_as_current_span("request") as parent:
-        reply = t.run_decision_sync(t.decide(FLAG, ctx), ctx, ("hi",), {})
+        reply = t.bind(FLAG, ctx).call_sync("hi")
 
     assert reply == "sync:hi"
     (span,) = named(exporter, "turnout.engine")

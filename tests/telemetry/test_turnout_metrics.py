@@ -343,7 +343,7 @@ def test_sync_runs_from_many_threads_give_exact_counts() -> None:
         start.wait()
         for i in range(250):
             ctx = RoutingContext(f"t{n}-{i}")
-            t.run_decision_sync(t.decide(FLAG, ctx), ctx, ("hi",), {})
+            t.bind(FLAG, ctx).call_sync("hi")
         return n
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:

@@ -55,6 +55,7 @@ def build_admin_app(
     routes += [Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])]
     ui = _ui(turnout, auth)
     routes.append(Mount("/ui", app=ui))
+    routes += _ofrep(turnout, auth).routes  # /ofrep/v1/...: the protocol's own paths
     return Starlette(routes=routes)
 
 
@@ -77,6 +78,20 @@ def _ui(turnout: Turnout, auth: Auth) -> Any:
             raise Denied(exc.status, str(exc)) from None
 
     return ui_app(turnout, role_of=role_of)
+
+
+def _ofrep(turnout: Turnout, auth: Auth) -> Starlette:
+    """OFREP for services in other languages: an `[ofrep] tokens` token, or any admin token."""
+    from turnout.ofrep import ofrep_app
+
+    def admit(request: Request) -> str | None:
+        client = request.client.host if request.client is not None else None
+        try:
+            return auth.caller(request.headers.get("authorization"), client).name
+        except AuthError:
+            return None
+
+    return ofrep_app(turnout, admit=admit)
 
 
 def docs_page(spec: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ from turnout.config import PluginsConfig, TelemetryConfig, ThresholdsConfig
 from turnout.errors import TurnoutError
 from turnout.failures import Failures
 from turnout.plugins import build_plugin
+from turnout.telemetry.decisions import DecisionCounter
 from turnout.telemetry.exporters import Exporter, JsonlExporter, LoggingExporter
 from turnout.telemetry.logs import configure_logging
 from turnout.telemetry.loop import SnapshotLoop
@@ -35,6 +36,7 @@ class Telemetry:
         self.failures = failures
         self.metrics = MetricsRegistry()
         self.shadows = ShadowStats()
+        self.decisions = DecisionCounter()
         self.tracing = Tracing(tracer_provider, version=version)
         self._extra = list(exporters)
         self._loop: SnapshotLoop | None = None
@@ -50,12 +52,14 @@ class Telemetry:
         """Cumulative figures now, with health, without closing the current window."""
         data = self._judged(self.metrics.snapshot(reset_window=False))
         data["shadows"] = self.shadows.snapshot(reset_window=False)
+        data["decisions"] = self.decisions.take(reset_window=False)
         return data
 
     def take(self) -> MetricsSnapshot:
         """A snapshot for exporters: closes the current window."""
         data = self._judged(self.metrics.snapshot(reset_window=True))
         data["shadows"] = self.shadows.snapshot(reset_window=True)
+        data["decisions"] = self.decisions.take(reset_window=True)
         return snapshot_from(
             data, interval_s=self.config.snapshot_interval_s, failures=self.failures.snapshot()
         )

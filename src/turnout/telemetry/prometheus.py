@@ -115,6 +115,15 @@ class TurnoutCollector:
             yield from (requests, errors, latency, status)
             if prefix:
                 yield exposures
+        decisions = CounterMetricFamily(
+            f"{self._ns}_decisions",
+            "Flag decisions by reason (FALLBACK: a fallback engine served)",
+            labels=["flag", "reason"],
+        )
+        for flag, reasons in (data.get("decisions") or {}).items():
+            for reason, counts in reasons.items():
+                decisions.add_metric([flag, reason], int(counts.get("total", 0)))
+        yield decisions
         yield from self._shadows(data.get("shadows") or {})
 
     def _shadows(self, shadows: Mapping[str, Any]) -> Iterator[Any]:

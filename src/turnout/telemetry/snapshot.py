@@ -65,6 +65,8 @@ class MetricsSnapshot(_Frozen):
     failures: dict[str, dict[str, int]] = Field(default_factory=dict)
     shadows: dict[str, Any] = Field(default_factory=dict)
     """Shadow results: {flag: {"<served>-><shadow>": {"served", "shadow", "intents": {intent: figures}}}}."""
+    decisions: dict[str, dict[str, dict[str, int]]] = Field(default_factory=dict)
+    """Decisions per flag and reason: {flag: {reason: {"total": since start, "window": last interval}}}."""
 
     @field_serializer("timestamp")
     def _utc(self, value: datetime) -> str:
@@ -97,4 +99,5 @@ def snapshot_from(
         experiments=data.get("experiments", {}),
         failures=failures or {},
         shadows=data.get("shadows", {}),
+        decisions=data.get("decisions", {}),
     )

@@ -21,8 +21,8 @@ from starlette.routing import Route
 
 from turnout.admin.ui import pages
 from turnout.admin.ui.access import Denied, RoleOf, admin_roles, token_roles
-from turnout.dashboard_data import MetricsReader
-from turnout.dashboard_figures import Dashboard, Snapshot
+from turnout.telemetry.figures import Dashboard, Reading
+from turnout.telemetry.reading import MetricsReader
 
 if TYPE_CHECKING:
     from turnout.router import Turnout
@@ -48,7 +48,7 @@ class _Metrics:
         self._latest: MetricsReader | None = None
         self._windows: MetricsReader | None = None
 
-    def read(self) -> tuple[Dashboard, list[Snapshot]]:
+    def read(self) -> tuple[Dashboard, list[Reading]]:
         telemetry = self._turnout.config.telemetry
         with self._lock:
             if self._latest is None or self._windows is None or self._path != telemetry.jsonl_path:

@@ -1,7 +1,7 @@
 """What each dashboard page shows, as an HTML fragment, read through the same functions as the CLI.
 
-Figures come from the metrics snapshots (`dashboard_data.MetricsReader`, merged by
-`dashboard_figures`), experiments from `turnout.analysis.report`, rollouts from
+Figures come from metrics.jsonl (`telemetry.reading.MetricsReader`, merged by
+`telemetry.figures`), experiments from `turnout.analysis.report`, rollouts from
 `Turnout.rollouts.status`; this module only lays them out.
 """
 
@@ -21,10 +21,10 @@ from turnout.admin.ui.charts import Series, line_chart
 from turnout.analysis.html import report_section
 from turnout.analysis.report import report, running_experiments
 from turnout.config import FlagConfig, RuleConfig, ThresholdsConfig, TurnoutConfig
-from turnout.dashboard_figures import Dashboard, Figures, Snapshot, merge
 from turnout.errors import TurnoutError
 from turnout.rollouts.checks import Outcome
 from turnout.rollouts.status import RolloutStatus, guarded_rules
+from turnout.telemetry.figures import Dashboard, Figures, Reading, merge
 
 if TYPE_CHECKING:
     from turnout.router import Turnout
@@ -46,7 +46,7 @@ class Look:
     turnout: Turnout
     role: str
     latest: Dashboard
-    history: Sequence[Snapshot]
+    history: Sequence[Reading]
 
     @property
     def config(self) -> TurnoutConfig:
@@ -116,6 +116,7 @@ def flag(look: Look, key: str | None) -> Page:
         for index, rule in enumerate(chosen.rules):
             if rule.split is not None:
                 parts.append(_split_editor(key, chosen, index, rule))
+    parts.append(_decision_reasons(look, key))
     figures = _flag_figures(look, key, chosen)
     if figures:
         parts.append("<h2>Who gets what</h2>")
@@ -142,7 +143,40 @@ def engines(look: Look) -> Page:
         parts.append(_figures_table(f"Variants of {name}", experiment.variants, look))
         parts.append(_experiment_charts(look, name))
     parts += _shadow_tables(look)
+    parts.append(_registry_table(look))
     return Page("Engines", "\n".join(parts))
+
+
+_STAGE_BADGE = {"deployed": "ok", "stable": "ok", "canary": "warn", "archived": "idle"}
+
+
+def _registry_table(look: Look) -> str:
+    """Every registered version of every engine: stage, tags, when, what (as `turnout registry list`)."""
+    try:
+        registered = look.turnout.registry.engines()
+    except Exception as exc:  # the store is unreachable: say so, draw the rest of the page
+        problem = f"The engine registry cannot be read: {exc}"
+        return f'<h2>Engine registry</h2><p class="problem">{escape(problem)}</p>'
+    if not registered:
+        return (
+            '<h2>Engine registry</h2><p class="empty">No engine version is registered '
+            "(<code>turnout registry register</code> or <code>POST /engines/{name}/versions</code>).</p>"
+        )
+    rows = [
+        _row(
+            escape(found.engine),
+            escape(found.version),
+            _badge(found.stage, _STAGE_BADGE.get(found.stage, "idle")),
+            escape(", ".join(found.tags)) or "—",
+            _when(found.registered_at or None),
+            _when(found.stage_changed_at or None),
+            escape(found.description) or "—",
+        )
+        for versions in registered.values()
+        for found in versions
+    ]
+    columns = ("Engine", "Version", "Stage", "Tags", "Registered", "Stage since", "Description")
+    return "<h2>Engine registry</h2>" + _table("Registered engine versions, oldest first", columns, rows)
 
 
 def _shadow_tables(look: Look) -> list[str]:
@@ -390,6 +424,52 @@ def _rollout_actions(status: RolloutStatus) -> str:
 # -- figures -------------------------------------------------------------------------------
 
 
+_REASON_TEXT = {
+    "TARGETING_MATCH": "a rule's condition matched",
+    "SPLIT": "placed by a percentage split",
+    "DEFAULT": "no rule matched: the default",
+    "OVERRIDE": "forced for this user or request",
+    "DISABLED": "the flag is switched off",
+    "ERROR": "evaluation failed or the flag is unknown: the default",
+    "FALLBACK": "the chosen engine failed; a fallback engine served",
+}
+
+
+def _decision_reasons(look: Look, key: str) -> str:
+    """Why the flag served what it served: counts per reason, and per reason over time."""
+    counts = look.latest.decisions.get(key, {})
+    parts = ["<h2>Decision reasons</h2>"]
+    if not counts:
+        parts.append('<p class="empty">No decision of this flag is in the metrics yet.</p>')
+        return "\n".join(parts)
+    total = sum(counts.values())
+    rows = [
+        _row(
+            escape(reason), f"{n:,}", _pct(n / total if total else None), escape(_REASON_TEXT.get(reason, ""))
+        )
+        for reason, n in sorted(counts.items(), key=lambda item: -item[1])
+    ]
+    parts.append(
+        _table(
+            "Decisions by reason, since each process started",
+            ("Reason", "Decisions", "Share", "Meaning"),
+            rows,
+        )
+    )
+    grouped: dict[datetime, dict[str, int]] = {}
+    for reading in look.history:
+        at = grouped.setdefault(reading.timestamp.replace(microsecond=0), {})
+        for reason, n in reading.decisions.get(key, {}).items():
+            at[reason] = at.get(reason, 0) + n
+    lines: dict[str, Series] = {
+        reason: [(t, float(found.get(reason, 0))) for t, found in sorted(grouped.items())]
+        for reason in counts
+    }
+    chart = line_chart(f"{key}: decisions per interval, by reason", lines, lambda v: f"{v:,.0f}")
+    parts.append(f'<section class="charts">{chart}</section>')
+    return "\n".join(parts)
+
+
 def _flag_experiment(look: Look, key: str) -> str | None:
     """The experiment whose figures are the flag's own (the metrics count traffic per experiment)."""
     return next((name for name, exp in look.latest.experiments.items() if exp.flag == key), None)
@@ -420,16 +500,16 @@ def _requests_per_s(look: Look, key: str, flag: FlagConfig) -> str:
     if not look.history:
         return "—"
     newest = look.history[-1].timestamp.replace(microsecond=0)
-    recent = [snap for snap in look.history if snap.timestamp.replace(microsecond=0) == newest]
+    recent = [reading for reading in look.history if reading.timestamp.replace(microsecond=0) == newest]
     experiment = _flag_experiment(look, key)
     count = 0
-    for snap in recent:
+    for reading in recent:
         if experiment is not None:
-            found = snap.experiments.get(experiment)
+            found = reading.experiments.get(experiment)
             count += sum(f.total_requests for f in found.variants.values()) if found is not None else 0
         else:
             names = set(_flag_components(look, flag).values())
-            count += sum(f.total_requests for name, f in snap.components.items() if name in names)
+            count += sum(f.total_requests for name, f in reading.components.items() if name in names)
     rate = f"{count / look.config.telemetry.snapshot_interval_s:,.1f}"
     return rate if experiment is not None else f"{rate} (its engines, all flags)"
 
@@ -461,24 +541,24 @@ def _figures_table(
 
 
 def _component_series(
-    history: Sequence[Snapshot], pick: Callable[[Snapshot], Figures | None]
+    history: Sequence[Reading], pick: Callable[[Reading], Figures | None]
 ) -> list[tuple[datetime, Figures]]:
     """Figures per snapshot time: the windows of every process written at that second, merged."""
     grouped: dict[datetime, list[Figures]] = {}
-    for snap in history:
-        figures = pick(snap)
+    for reading in history:
+        figures = pick(reading)
         if figures is not None:
-            grouped.setdefault(snap.timestamp.replace(microsecond=0), []).append(figures)
+            grouped.setdefault(reading.timestamp.replace(microsecond=0), []).append(figures)
     limits = ThresholdsConfig()  # health is not drawn, only the figures
     return [(at, merge(parts, limits)) for at, parts in sorted(grouped.items())]
 
 
-def _component_of(name: str, snap: Snapshot) -> Figures | None:
-    return snap.components.get(name)
+def _component_of(name: str, reading: Reading) -> Figures | None:
+    return reading.components.get(name)
 
 
-def _variant_of(experiment: str, variant: str, snap: Snapshot) -> Figures | None:
-    found = snap.experiments.get(experiment)
+def _variant_of(experiment: str, variant: str, reading: Reading) -> Figures | None:
+    found = reading.experiments.get(experiment)
     return found.variants.get(variant) if found is not None else None
 
 

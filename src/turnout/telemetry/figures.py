@@ -1,4 +1,4 @@
-"""What `turnout dashboard` shows: figures per component and variant, and how they are merged.
+"""Figures read from metrics.jsonl, per component and variant, and how they are merged.
 
 Counts, successes and errors are summed and means weighted by request count, so those are exact.
 Percentiles cannot be added up: when several processes or windows are merged, each one's latency
@@ -55,13 +55,15 @@ class Experiment:
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
-    """One valid line of metrics.jsonl."""
+class Reading:
+    """One valid line of metrics.jsonl, as read."""
 
     timestamp: datetime
     process: str
     components: Mapping[str, Figures]
     experiments: Mapping[str, Experiment]
+    decisions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Decisions per flag and reason: since the process started, or in the line's window."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,8 @@ class Dashboard:
     malformed: int
     malformed_lines: tuple[int, ...]
     problem: str | None = None
+    decisions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Decisions per flag and reason, added up over the lines read (as `components`)."""
 
     @property
     def ok(self) -> bool:

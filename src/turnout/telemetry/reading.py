@@ -1,16 +1,10 @@
-"""Reading metrics.jsonl for `turnout dashboard`: tolerant and incremental (merging: dashboard_figures).
+"""Reading metrics.jsonl, tolerant and incremental: what `turnout dashboard` and the web dashboard show.
 
 Without `since`, the newest line of each process is used (its figures are cumulative since that
 process started) and the processes are added up; a process that has stopped still counts with its
 last figures, so `since` is the way to see only recent traffic. With `since`, the `window` object of
-every line in the time range is added up (each window covers one snapshot interval).
-
-Counts, successes and errors are summed and means weighted by request count, so those are exact.
-Percentiles cannot be added up: when several processes or windows are merged, each one's latency
-distribution is interpolated linearly through its p50/p95/p99/max, the distributions are mixed in
-proportion to their request counts and the percentiles are read off the mixture. Such a percentile
-is an estimate; it always lies between the smallest and the largest of the merged values, and the
-dashboard says so.
+every line in the time range is added up (each window covers one snapshot interval). How figures are
+added up, and why merged percentiles are estimates, is told in `turnout.telemetry.figures`.
 """
 
 from __future__ import annotations
@@ -19,12 +13,12 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from turnout.config import TelemetryConfig, parse_duration
-from turnout.dashboard_figures import Dashboard, Experiment, Figures, Latency, Snapshot, merge
+from turnout.telemetry.figures import Dashboard, Experiment, Figures, Latency, Reading, merge
 
 _TIMESTAMP_PREFIX = re.compile(rb'^\s*\{\s*"timestamp"\s*:\s*"([^"]{1,64})"')
 _LISTED_BAD_LINES = 5
@@ -56,8 +50,8 @@ class MetricsReader:
         self._offset = self._line_no = self._malformed = 0
         self._bad_lines: list[int] = []
         self._newest: datetime | None = None
-        self._latest: dict[str, tuple[datetime, Snapshot]] = {}
-        self._in_range: list[Snapshot] = []
+        self._latest: dict[str, tuple[datetime, Reading]] = {}
+        self._in_range: list[Reading] = []
         # Merging a day of windows takes a while, and in watch mode most refreshes bring no new line.
         self._changes = 0
         self._merged: tuple[int, dict[str, Figures], dict[str, Experiment]] | None = None
@@ -67,11 +61,11 @@ class MetricsReader:
         cutoff = None if self.since_s is None else self._now() - timedelta(seconds=self.since_s)
         problem = self._consume(cutoff, final)
         if cutoff is not None:
-            kept = [snap for snap in self._in_range if snap.timestamp >= cutoff]
+            kept = [reading for reading in self._in_range if reading.timestamp >= cutoff]
             self._changes += len(kept) != len(self._in_range)
             chosen = self._in_range = kept
         else:
-            chosen = [snap for _, snap in self._latest.values()]
+            chosen = [reading for _, reading in self._latest.values()]
         if chosen:
             problem = None  # a file rotated away keeps showing its figures until the new one appears
         elif problem is None:
@@ -83,8 +77,10 @@ class MetricsReader:
             kind = "per-interval `window` figures" if cutoff else "component or experiment figures"
             problem = f"The {len(chosen):,} snapshots used from {self.path} hold no {kind}."
         processes: dict[str, datetime] = {}
-        for snap in chosen:
-            processes[snap.process] = max(snap.timestamp, processes.get(snap.process, snap.timestamp))
+        for reading in chosen:
+            processes[reading.process] = max(
+                reading.timestamp, processes.get(reading.process, reading.timestamp)
+            )
         return Dashboard(
             path=self.path,
             since=self.since,
@@ -95,11 +91,12 @@ class MetricsReader:
             malformed=self._malformed,
             malformed_lines=tuple(self._bad_lines),
             problem=problem,
+            decisions=_added_up(reading.decisions for reading in chosen),
         )
 
-    def history(self) -> list[Snapshot]:
+    def history(self) -> list[Reading]:
         """With `since`: the lines of the time range read so far, oldest first (their `window` figures)."""
-        return sorted(self._in_range, key=lambda snap: snap.timestamp)
+        return sorted(self._in_range, key=lambda reading: reading.timestamp)
 
     def _nothing_to_show(self) -> str:
         if self.since is not None and self._newest is not None:
@@ -134,26 +131,26 @@ class MetricsReader:
             self._line_no += 1
             return True
         try:
-            snap = self._parse(raw, cutoff)
+            reading = self._parse(raw, cutoff)
         except _Malformed:
             if not final and not raw.endswith(b"\n"):
                 return False  # probably still being written
-            snap = None
+            reading = None
             self._malformed += 1
             if len(self._bad_lines) < _LISTED_BAD_LINES:
                 self._bad_lines.append(self._line_no + 1)
         self._offset += len(raw)
         self._line_no += 1
-        if snap is None:
+        if reading is None:
             return True
         self._changes += 1
         if cutoff is not None:
-            self._in_range.append(snap)
-        elif snap.process not in self._latest or snap.timestamp >= self._latest[snap.process][0]:
-            self._latest[snap.process] = (snap.timestamp, snap)
+            self._in_range.append(reading)
+        elif reading.process not in self._latest or reading.timestamp >= self._latest[reading.process][0]:
+            self._latest[reading.process] = (reading.timestamp, reading)
         return True
 
-    def _parse(self, raw: bytes, cutoff: datetime | None) -> Snapshot | None:
+    def _parse(self, raw: bytes, cutoff: datetime | None) -> Reading | None:
         if cutoff is not None and (prefix := _TIMESTAMP_PREFIX.match(raw)):
             # Old lines are skipped without parsing the JSON, which is most of the cost (so an old
             # line that is malformed after its timestamp goes unnoticed).
@@ -182,30 +179,31 @@ class MetricsReader:
             variants = _series(exp.get("variants", {}), window)
             experiments[name] = Experiment(flag if isinstance(flag, str) else None, variants)
         process = data.get("process", "unknown")
-        return Snapshot(
+        return Reading(
             stamp,
             process if isinstance(process, str) else str(process),
             _series(data.get("components", {}), window),
             experiments,
+            _decisions(data.get("decisions", {}), window),
         )
 
     def _note(self, stamp: datetime) -> None:
         self._newest = stamp if self._newest is None else max(self._newest, stamp)
 
-    def _merge_components(self, chosen: Sequence[Snapshot]) -> dict[str, Figures]:
+    def _merge_components(self, chosen: Sequence[Reading]) -> dict[str, Figures]:
         grouped: dict[str, list[Figures]] = {}
-        for snap in chosen:
-            for name, figures in snap.components.items():
+        for reading in chosen:
+            for name, figures in reading.components.items():
                 grouped.setdefault(name, []).append(figures)
         limits = self._telemetry.components
         default = self._telemetry.thresholds
         return {name: merge(parts, limits.get(name, default)) for name, parts in sorted(grouped.items())}
 
-    def _merge_experiments(self, chosen: Sequence[Snapshot]) -> dict[str, Experiment]:
+    def _merge_experiments(self, chosen: Sequence[Reading]) -> dict[str, Experiment]:
         flags: dict[str, str | None] = {}
         grouped: dict[str, dict[str, list[Figures]]] = {}
-        for snap in chosen:
-            for name, exp in snap.experiments.items():
+        for reading in chosen:
+            for name, exp in reading.experiments.items():
                 flags[name] = flags.get(name) or exp.flag
                 for variant, figures in exp.variants.items():
                     grouped.setdefault(name, {}).setdefault(variant, []).append(figures)
@@ -226,6 +224,27 @@ def _series(value: Any, window: bool) -> dict[str, Figures]:
             data = _mapping(data["window"])
         found[name] = _figures(data)
     return found
+
+
+def _added_up(parts: Iterable[Mapping[str, Mapping[str, int]]]) -> dict[str, dict[str, int]]:
+    total: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for flag, reasons in part.items():
+            counts = total.setdefault(flag, {})
+            for reason, n in reasons.items():
+                counts[reason] = counts.get(reason, 0) + n
+    return total
+
+
+def _decisions(value: Any, window: bool) -> dict[str, dict[str, int]]:
+    field = "window" if window else "total"
+    return {
+        str(flag): {
+            str(reason): _count(_mapping(counts).get(field, 0))
+            for reason, counts in _mapping(reasons).items()
+        }
+        for flag, reasons in _mapping(value).items()
+    }
 
 
 def _figures(data: Mapping[str, Any]) -> Figures:
