@@ -62,10 +62,26 @@ def parse_args(
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_IDS:,} ids and 3 passes")
     parser.add_argument("--ids", type=int, default=None, help=f"distinct ids (default {FULL_IDS:,})")
     parser.add_argument("--reps", type=int, default=None, help="timed passes over the ids (default 7)")
+    add_json_option(parser)
     args = parser.parse_args()
     args.ids = args.ids or (QUICK_IDS if args.quick else FULL_IDS)
     args.reps = args.reps or (3 if args.quick else 7)
     return args
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    """`--json PATH`: where the script writes its headline ratio for `bench/summary.py`."""
+    parser.add_argument("--json", metavar="PATH", default=None, help="also write the headline ratio here")
+
+
+def save_ratio(path: str | None, key: str, value: float, *, target: float, higher_is_better: bool) -> None:
+    """Write one script's headline figure (`bench/summary.py` reads it); nothing without `--json`."""
+    if path is None:
+        return
+    met = value >= target if higher_is_better else value <= target
+    record = {"key": key, "value": value, "target": target, "higher_is_better": higher_is_better, "met": met}
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(record, file)
 
 
 def chunks(items: Sequence[Any], size: int = BATCH) -> list[Sequence[Any]]:

@@ -98,6 +98,7 @@ async def run(args: Any) -> None:
         f"\nDecision-only overhead: {by_median:+.0f}% (medians), {by_best:+.0f}% (fastest passes); "
         f"this {verdict} the ≤ 20% target."
     )
+    _common.save_ratio(args.json, "asgi", by_median / 100, target=0.20, higher_is_better=False)
 
 
 def main() -> None:

@@ -370,6 +370,9 @@ def main() -> None:
         f"by medians ({fastest.name}, {fastest.median_us:.2f} µs against {ours.median_us:.2f} µs), "
         f"{min(r.best_us for r in libraries) / ours.best_us:.1f}× by fastest passes; the target is 10×."
     )
+    _common.save_ratio(
+        args.json, "decide", fastest.median_us / ours.median_us, target=10.0, higher_is_better=True
+    )
     print(f"{guard.report()}; {_common.load()} at the end")
 
 

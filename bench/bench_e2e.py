@@ -10,6 +10,10 @@ load from elsewhere on the machine falls on both alike; the ratio is of the medi
     .venv/bin/python bench/bench_e2e.py                  # 5 rounds of 10 s each per app
     .venv/bin/python bench/bench_e2e.py --quick          # 3 rounds of 5 s
     .venv/bin/python bench/bench_e2e.py --no-events      # exposures off, for comparison
+    .venv/bin/python bench/bench_e2e.py --events-off-too # both, interleaved: what exposures cost
+
+It also prints the CPU time per request of the server's event-loop thread and of its other
+threads (the sink's writer), read from /proc, which load elsewhere disturbs less than throughput.
 """
 
 from __future__ import annotations
@@ -57,18 +61,17 @@ end
 
 
 def ensure_wrk() -> str:
-    """The wrk binary; installs Debian's package when it is missing and we are root."""
+    """The wrk binary; installs Debian's package when it is missing (needs root and apt-get)."""
     found = shutil.which("wrk")
     if found:
         return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        sys.exit("wrk is not installed: apt-get install wrk (needs root)")
-    print("installing wrk from Debian's packages …", file=sys.stderr)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, env=env, capture_output=True)
-    if not shutil.which("wrk"):
-        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, env=env, capture_output=True)
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from debian_packages import apt_install
+
+    try:
+        apt_install("wrk", error=RuntimeError, missing="wrk is not installed", timeout_s=600, log=True)
+    except RuntimeError as exc:
+        sys.exit(str(exc))
     return shutil.which("wrk") or sys.exit("wrk could not be installed")
 
 
@@ -80,7 +83,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(factory: str, workdir: Path, events: bool) -> Iterator[int]:
+def server(factory: str, workdir: Path, events: bool) -> Iterator[tuple[int, int]]:
     """A uvicorn process serving `_e2e_app:<factory>` on a fresh loopback port."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(HERE)}
@@ -111,7 +114,7 @@ def server(factory: str, workdir: Path, events: bool) -> Iterator[int]:
             time.sleep(0.05)
         else:
             sys.exit(f"{factory} did not start listening within 30 s")
-        yield port
+        yield port, process.pid
     finally:
         process.terminate()
         try:
@@ -121,27 +124,56 @@ def server(factory: str, workdir: Path, events: bool) -> Iterator[int]:
             process.wait()
 
 
-def load(
-    wrk: str, port: int, script: Path, seconds: int, connections: int, nonce: str
-) -> tuple[float, int, int]:
-    """(requests/s, non-2xx responses, socket errors) of one wrk run."""
-    url = f"http://127.0.0.1:{port}"
-    # A short warm-up, then the timed run.
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """(CPU seconds of the process's main thread — uvicorn's event loop —, of all its other threads)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    loop = others = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            # Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+            spent = (int(fields[11]) + int(fields[12])) / tick
+            if int(task.name) == pid:
+                loop += spent
+            else:
+                others += spent
+    return loop, others
+
+
+def warm_up(wrk: str, port: int, script: Path, nonce: str) -> None:
+    """A short run before the timed one: imports, caches and the SQLite file settle."""
     subprocess.run(
-        [wrk, "-t1", "-c8", "-d1s", "-s", str(script), url, "--", f"warm{nonce}"],
+        [wrk, "-t1", "-c8", "-d1s", "-s", str(script), f"http://127.0.0.1:{port}", "--", f"warm{nonce}"],
         check=True,
         capture_output=True,
     )
+
+
+def load(
+    wrk: str, port: int, script: Path, seconds: int, connections: int, nonce: str
+) -> tuple[float, int, int, int]:
+    """(requests/s, requests, non-2xx responses, socket errors) of one wrk run."""
     out = subprocess.run(
-        [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url, "--", nonce],
+        [
+            wrk,
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+            "--",
+            nonce,
+        ],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return rate, int(non2xx.group(1)) if non2xx else 0, sum(map(int, errors.groups())) if errors else 0
+    return rate, total, int(non2xx.group(1)) if non2xx else 0, sum(map(int, errors.groups())) if errors else 0
 
 
 def main() -> None:
@@ -152,6 +184,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=None, help="wrk duration per round (default 10)")
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--no-events", action="store_true", help="turn exposures off in the turnout app")
+    parser.add_argument(
+        "--events-off-too", action="store_true", help="a third contender: turnout with exposures off"
+    )
+    _common.add_json_option(parser)
     args = parser.parse_args()
     rounds = args.rounds or (3 if args.quick else 5)
     seconds = args.seconds or (5 if args.quick else 10)
@@ -169,18 +205,30 @@ def main() -> None:
         + "\n"
     )
 
-    rates: dict[str, list[float]] = {"bare": [], "turnout": []}
+    contenders = [("bare", "bare_app", True), ("turnout", "turnout_app", not args.no_events)]
+    if args.events_off_too and not args.no_events:
+        contenders.append(("turnout, exposures off", "turnout_app", False))
+    rates: dict[str, list[float]] = {name: [] for name, _, _ in contenders}
+    loop_us: dict[str, list[float]] = {name: [] for name, _, _ in contenders}
+    other_us: dict[str, list[float]] = {name: [] for name, _, _ in contenders}
     failures = 0
     with tempfile.TemporaryDirectory(prefix="turnout-e2e-") as tmp:
         script = Path(tmp) / "new_user.lua"
         script.write_text(WRK_SCRIPT)
         for round_ in range(rounds):
-            for name, factory in (("bare", "bare_app"), ("turnout", "turnout_app")):
-                workdir = Path(tmp) / f"{name}-{round_}"
+            for index, (name, factory, events) in enumerate(contenders):
+                workdir = Path(tmp) / f"{index}-{round_}"
                 workdir.mkdir()
-                with server(factory, workdir, events=not args.no_events) as port:
-                    rate, non2xx, errors = load(wrk, port, script, seconds, args.connections, f"r{round_}")
+                with server(factory, workdir, events=events) as (port, pid):
+                    warm_up(wrk, port, script, f"r{round_}")
+                    before = thread_cpu(pid)
+                    rate, total, non2xx, errors = load(
+                        wrk, port, script, seconds, args.connections, f"r{round_}"
+                    )
+                    after = thread_cpu(pid)
                 rates[name].append(rate)
+                loop_us[name].append((after[0] - before[0]) / total * 1e6)
+                other_us[name].append((after[1] - before[1]) / total * 1e6)
                 failures += non2xx + errors
                 print(f"round {round_ + 1}/{rounds} {name:8} {rate:10,.0f} req/s", file=sys.stderr)
 
@@ -192,11 +240,16 @@ def main() -> None:
             f"{max(values):,.0f}",
             f"{min(values):,.0f}",
             f"{statistics.median(values) / bare:.3f}",
+            f"{statistics.median(loop_us[name]):.0f}",
+            f"{statistics.median(other_us[name]):.0f}",
         )
         for name, values in rates.items()
     ]
+    headers = ("app", "median req/s", "best", "worst", "× bare (medians)", "loop µs CPU/req", "other threads")
+    print(_common.table(headers, rows, right=(1, 2, 3, 4, 5, 6)))
     print(
-        _common.table(("app", "median req/s", "best", "worst", "× bare (medians)"), rows, right=(1, 2, 3, 4))
+        "\nCPU per request from /proc/PID/task/*/stat (10 ms ticks) over the timed run: the main thread"
+        " runs uvicorn's event loop; the others are the sink's writer and the default executor."
     )
     best_ratio = max(rates["turnout"]) / max(rates["bare"])
     print(
@@ -204,6 +257,7 @@ def main() -> None:
         f"non-2xx responses and socket errors: {failures}"
     )
     print(f"target ≥ 0.95×: {'met' if turned / bare >= 0.95 else 'missed'}; {_common.load()} at the end")
+    _common.save_ratio(args.json, "e2e", turned / bare, target=0.95, higher_is_better=True)
 
 
 if __name__ == "__main__":

@@ -259,6 +259,7 @@ async def run(args: Any, provider: TracerProvider, exporter: DroppingExporter, d
         f"otel-asgi {otel[0]:.2f} µs ({otel[1]:.2f}): turnout-added / otel-asgi-added = "
         f"{ratio[0]:.3f} ({ratio[1]:.3f}), 1/{1 / ratio[0]:.1f}; the target is ≤ 1/5, which this {verdict}."
     )
+    _common.save_ratio(args.json, "telemetry", ratio[0], target=TARGET, higher_is_better=False)
     print(
         f"Against otel-asgi with its server span only (+{lean[0]:.2f} µs): {ours[0] / lean[0]:.3f}; "
         f"with SDK metrics too (+{metered[0]:.2f} µs): {ours[0] / metered[0]:.3f}. "

@@ -258,6 +258,11 @@ def _utf8(text: str) -> bool:
     return True
 
 
+_SHAPES = 4096
+_shapes: set[tuple[str, ...]] = set()
+"""Sets of property keys already checked (bounded: past `_SHAPES`, new ones are checked each time)."""
+
+
 def build_events(
     raw: Iterable[Raw],
     report: Callable[[str, list[str]], object],
@@ -272,6 +277,7 @@ def build_events(
     append = events.append
     fromtimestamp = datetime.fromtimestamp
     new_id = _ids.new
+    shapes = _shapes
     for kind, name, distinct_id, session_id, queued, epoch in raw:
         if not (_utf8(distinct_id) and (session_id is None or _utf8(session_id))):
             reject(InvalidEvent("distinct_id or session_id is not valid Unicode text"), name)
@@ -281,9 +287,14 @@ def build_events(
             text = _dumps(props)
             if not text.isascii():
                 text.encode()
-            # Keys json accepts that have a length are strings; check their lengths.
-            if props and (min(map(len, props)) == 0 or max(map(len, props)) > MAX_KEY):
-                raise InvalidEvent("property key length")
+            # Keys json accepts that have a length are strings; check their lengths, once per
+            # set of keys (events of one name mostly share theirs).
+            shape = tuple(props)
+            if shape not in shapes:
+                if props and (min(map(len, props)) == 0 or max(map(len, props)) > MAX_KEY):
+                    raise InvalidEvent("property key length")
+                if len(shapes) < _SHAPES:
+                    shapes.add(shape)
         except Exception:
             props, text, dropped = sanitize(queued)
             report(name, dropped)
