@@ -23,9 +23,9 @@ from pathlib import Path
 
 import _common
 
+from turnout.cli.intent import format_report
+from turnout.cli.intent import main as intent_cli
 from turnout.intent import FastTextClassifier, ModelCard, evaluate, read_examples
-from turnout.intent.cli import format_report
-from turnout.intent.cli import main as intent_cli
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "banking77"

@@ -12,9 +12,9 @@ import pytest
 from rich.console import Console
 
 import pg_server
+from turnout.cli.events import summary_main
 from turnout.events import Event, EventSink, SQLiteSink
 from turnout.events.postgres import PostgresSink
-from turnout.events.summary import summary_main
 
 TODAY = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
 

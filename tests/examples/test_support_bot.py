@@ -14,9 +14,9 @@ import pytest
 from rich.console import Console
 
 from turnout import Turnout
+from turnout.cli.events import summary_main
 from turnout.config import EventsConfig
 from turnout.events import Event, SQLiteSink
-from turnout.events.summary import summary_main
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))

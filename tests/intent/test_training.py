@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import turnout.intent
+from turnout.cli.intent import main
 from turnout.errors import TurnoutError
 from turnout.intent import FastTextClassifier, IntentDataError, ModelCard, default_model, read_examples, train
-from turnout.intent.cli import main
 from turnout.intent.evaluation import Example, evaluate, score, split_stratified
 from turnout.types import Intent
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from turnout.cli.dashboard import dashboard_main, render
 from turnout.config import TelemetryConfig, ThresholdsConfig
-from turnout.dashboard import dashboard_main, render
 from turnout.errors import MissingExtraError
 from turnout.telemetry.reading import MetricsReader
 

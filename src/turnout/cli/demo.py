@@ -148,7 +148,7 @@ def run_demo(*, users: int = 3000, seed: int = 7, serve: bool = False, port: int
     served = asyncio.run(main())
     _print_failures(console, turnout.failures.snapshot(), logs.events)
     _print_split(console, served)
-    from turnout.dashboard import dashboard_main
+    from turnout.cli.dashboard import dashboard_main
 
     metrics = turnout.config.telemetry.jsonl_path
     dashboard_main(metrics, None, False, console=console, telemetry=turnout.config.telemetry)

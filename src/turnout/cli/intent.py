@@ -108,7 +108,7 @@ def run_intent_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m turnout.intent.cli train|eval ...` (the same as `turnout intent ...`)."""
+    """`python -m turnout.cli.intent train|eval ...` (the same as `turnout intent ...`)."""
     parser = argparse.ArgumentParser(prog="turnout intent", description=__doc__)
     add_intent_commands(parser.add_subparsers(required=True))
     return run_intent_command(parser.parse_args(argv))
