@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -15,7 +17,16 @@ from hypothesis import strategies as st
 
 import turnout.plugins
 from turnout.errors import TurnoutError
-from turnout.events import Event, EventSink, JsonlSink, MemorySink, SQLiteSink, sink_from_url
+from turnout.events import (
+    Event,
+    EventSink,
+    EventTracker,
+    JsonlSink,
+    MemorySink,
+    SQLiteSink,
+    ThreadedSink,
+    sink_from_url,
+)
 from turnout.events.sinks import _rows
 
 
@@ -169,10 +180,82 @@ async def test_the_base_sink_does_nothing_and_write_sync_runs_write() -> None:
     await base.flush()
     await base.close()
     counting = Counting()
-    import asyncio
-
     await asyncio.to_thread(counting.write_sync, events(2))
     assert counting.seen == 2
+
+
+class _Blocking(ThreadedSink):
+    """Records which thread ran each blocking call."""
+
+    name = "blocking"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, str, int]] = []
+
+    def write_blocking(self, batch: Sequence[Event]) -> None:
+        self.calls.append(("write", threading.current_thread().name, len(batch)))
+
+    def flush_blocking(self) -> None:
+        self.calls.append(("flush", threading.current_thread().name, 0))
+
+    def close_blocking(self) -> None:
+        self.calls.append(("close", threading.current_thread().name, 0))
+
+
+async def test_a_threaded_sink_runs_its_one_blocking_body_in_its_thread_and_in_sync_callers() -> None:
+    sink = _Blocking()
+    await sink.write(events(2))
+    await sink.flush()
+    await asyncio.to_thread(sink.write_sync, events(3))  # `EventTracker.flush()` from a script
+    await sink.close()
+    caller = [name for step, name, _ in sink.calls if step == "write"][1]
+    assert [(step, size) for step, _, size in sink.calls] == [
+        ("write", 2),
+        ("flush", 0),
+        ("write", 3),
+        ("close", 0),
+    ]
+    assert {name for _, name, _ in sink.calls} - {caller} == {"turnout-blocking_0"}
+    assert not caller.startswith("turnout-blocking")
+
+
+def test_a_sink_with_only_an_async_write_serves_the_sync_flush() -> None:
+    class OnlyWrite(EventSink):
+        name = "only-write"
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        async def write(self, batch: Sequence[Event]) -> None:
+            await asyncio.sleep(0)  # a real await: the adapter runs it on a loop of its own
+            self.seen.extend(event.name for event in batch)
+
+    sink = OnlyWrite()
+    tracker = EventTracker([sink])
+    tracker.track("session.start", "u1")
+    assert tracker.flush(5)
+    assert sink.seen == ["session.start"]
+
+
+def test_a_sink_that_still_overrides_write_sync_is_called_by_the_sync_flush() -> None:
+    class TwoMethods(EventSink):
+        name = "two-methods"
+
+        def __init__(self) -> None:
+            self.sync: list[str] = []
+
+        async def write(self, batch: Sequence[Event]) -> None:
+            raise AssertionError("the sync flush must use write_sync")
+
+        def write_sync(self, batch: Sequence[Event]) -> None:
+            self.sync.extend(event.name for event in batch)
+
+    sink = TwoMethods()
+    tracker = EventTracker([sink])
+    tracker.track("session.start", "u1")
+    assert tracker.flush(5)
+    assert sink.sync == ["session.start"]
 
 
 @pytest.mark.parametrize(
