@@ -82,9 +82,11 @@ class Runtime:
         except Exception as exc:
             services.failures.record("decide", exc, flag=flag)
             decision = compiled.error(telemetry.tracing.privacy.error_text(exc))
-        telemetry.metrics.record(
-            "decide", (perf_counter() - started) * 1000.0, decision.reason is not Reason.ERROR
-        )
+        elapsed_ms = (perf_counter() - started) * 1000.0
+        if decision.reason is not Reason.ERROR:
+            telemetry.metrics.record_success_later("decide", elapsed_ms)
+        else:
+            telemetry.metrics.record("decide", elapsed_ms, False)
         telemetry.tracing.record_evaluation(decision, context.targeting_key)
         telemetry.decisions.count(flag, decision.reason)
         if decision.experiment is not None:

@@ -327,3 +327,41 @@ def test_health_judges_a_real_snapshot_window() -> None:
     status, reason = health(window)
     assert status == Health.WARNING
     assert re.fullmatch(r"P99 2,[45]\d\d ms > 2,000 ms", reason)
+
+
+def test_successes_recorded_later_are_folded_in_when_the_figures_are_read() -> None:
+    from turnout.telemetry.metrics import FOLD_AT, MetricsRegistry
+
+    registry = MetricsRegistry()
+    for latency in (1.0, 2.0, 3.0):
+        registry.record_success_later("decide", latency)
+    registry.record("decide", 5.0, False, "UnknownFlagError")
+    figures = registry.snapshot(reset_window=False)["components"]["decide"]
+    assert figures["total_requests"] == 4 and figures["success_rate"] == 0.75
+    assert figures["latency_ms"]["max"] == 5.0
+    assert figures["errors"] == {"UnknownFlagError": 1}
+    # Without a reader, the waiting latencies never exceed FOLD_AT: the caller folds them.
+    for _ in range(FOLD_AT * 2 + 10):
+        registry.record_success_later("decide", 1.0)
+    assert len(registry._waiting["decide"]) < FOLD_AT
+    assert registry.snapshot()["components"]["decide"]["total_requests"] == 4 + FOLD_AT * 2 + 10
+
+
+def test_successes_recorded_later_from_many_threads_are_all_counted() -> None:
+    import threading
+
+    from turnout.telemetry.metrics import MetricsRegistry
+
+    registry = MetricsRegistry()
+
+    def work() -> None:
+        for _ in range(10_000):
+            registry.record_success_later("decide", 0.5)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    reads = [registry.snapshot(reset_window=False) for _ in range(20)]  # folding while they append
+    for thread in threads:
+        thread.join()
+    assert reads and registry.snapshot()["components"]["decide"]["total_requests"] == 40_000

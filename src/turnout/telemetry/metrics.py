@@ -6,7 +6,8 @@ import functools
 import inspect
 import math
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,6 +26,8 @@ R = TypeVar("R")
 MAX_ERROR_TYPES = 50
 OTHER_ERRORS = "other"
 OVERFLOW_COMPONENT = "turnout.overflow"
+FOLD_AT = 4096
+"""Latencies `record_success_later` keeps before folding them itself."""
 _QUANTILES = (0.5, 0.95, 0.99)
 _NO_VARIANTS: dict[str, _Series] = {}
 
@@ -111,6 +114,21 @@ class _Series(_Tally):
             if not ok:
                 self._fail(error_type)
 
+    def record_successes(self, latencies: Iterable[float]) -> None:
+        """`record(latency, True, None)` for each latency, under one hold of the lock."""
+        with self._lock:
+            sketch = self.sketch
+            count, total, squares, top = self.count, self.total_ms, self.squares_ms, self.max_ms
+            for given in latencies:
+                latency_ms = given if 0.0 <= given < inf else 0.0
+                count += 1
+                total += latency_ms
+                squares += latency_ms * latency_ms
+                if latency_ms > top:  # noqa: PLR1730 - a call to max() costs more here
+                    top = latency_ms
+                sketch.add(latency_ms)
+            self.count, self.total_ms, self.squares_ms, self.max_ms = count, total, squares, top
+
     def _fail(self, error_type: str | None) -> None:
         name = (error_type or "unknown")[:100]
         if name not in self._names:
@@ -164,6 +182,7 @@ class MetricsRegistry:
         self._flags: dict[str, str] = {}
         self._create_lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
+        self._waiting: dict[str, deque[float]] = {}
 
     def record(self, component: str, latency_ms: float, ok: bool, error_type: str | None = None) -> None:
         """Count one call of `component`: its latency and whether it succeeded."""
@@ -171,6 +190,31 @@ class MetricsRegistry:
         if series is None:
             series = self._create(None, "", component)
         series.record(latency_ms, ok, error_type)
+
+    def record_success_later(self, component: str, latency_ms: float) -> None:
+        """Count one successful call of `component`, folded into its figures when they are next read.
+
+        For the hottest path (every decision): one append to a deque, no lock, no sketch update.
+        The snapshot loop folds what came in since its last snapshot; past `FOLD_AT` waiting
+        latencies the caller folds them itself, so memory stays bounded without the loop.
+        """
+        waiting = self._waiting.get(component)
+        if waiting is None:
+            waiting = self._waiting.setdefault(component, deque())
+        waiting.append(latency_ms)
+        if len(waiting) >= FOLD_AT:
+            self._fold(component, waiting)
+
+    def _fold(self, component: str, waiting: deque[float]) -> None:
+        series = self._components.get(component)
+        if series is None:
+            series = self._create(None, "", component)
+        series.record_successes(_drain(waiting))
+
+    def _fold_all(self) -> None:
+        for component, waiting in list(self._waiting.items()):
+            if waiting:
+                self._fold(component, waiting)
 
     def record_variant(
         self,
@@ -200,6 +244,7 @@ class MetricsRegistry:
 
     def snapshot(self, reset_window: bool = True) -> dict[str, Any]:
         """`{"components": ..., "experiments": ...}` as in metrics.jsonl, without `status`."""
+        self._fold_all()
         with self._snapshot_lock:
             with self._create_lock:
                 components = sorted(self._components.items())
@@ -240,6 +285,17 @@ class MetricsRegistry:
                 return self._components.setdefault(OVERFLOW_COMPONENT, _Series())
             series = table[name] = _Series()
             return series
+
+
+def _drain(waiting: deque[float]) -> Iterator[float]:
+    """What `waiting` holds now. popleft is atomic: two folders share the items, neither loses
+    one, and latencies appended meanwhile wait for the next fold."""
+    pop = waiting.popleft
+    for _ in range(len(waiting)):
+        try:
+            yield pop()
+        except IndexError:  # another fold took the rest
+            return
 
 
 class Measure:
