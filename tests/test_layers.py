@@ -1,4 +1,4 @@
-"""The floor of the layering (context, decision, types, errors) imports nothing above it."""
+"""The floor of the layering (config, context, decision, types, errors) imports nothing above it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "turnout"
 # Leaf helpers the floor may use: they import no turnout module at all.
 LEAVES = {"turnout.limits", "turnout.redact"}
-FLOOR = {"turnout.context", "turnout.decision", "turnout.types", "turnout.errors"}
+FLOOR = {"turnout.config", "turnout.context", "turnout.decision", "turnout.types", "turnout.errors"}
 
 
 def _turnout_imports(path: Path) -> set[str]:
@@ -47,3 +47,18 @@ def test_importing_the_floor_loads_nothing_above_it() -> None:
     )
     out = subprocess.run([sys.executable, "-c", loader + code], capture_output=True, text=True, check=True)
     assert set(out.stdout.split()) <= FLOOR | LEAVES
+
+
+def test_condition_errors_are_still_config_errors_with_their_path() -> None:
+    from turnout.config import validate_config
+    from turnout.errors import ConfigError
+
+    flag = {
+        "variants": ["a", "b"],
+        "default": "a",
+        "rules": [{"when": {"plan": {"$bogus": 1}}, "serve": "b"}],
+    }
+    with pytest.raises(ConfigError) as info:
+        validate_config({"flags": {"f": flag}})
+    (issue,) = info.value.issues
+    assert issue.path.startswith("flags.f.rules[0].when")

@@ -13,6 +13,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Final
 
+from turnout.config import register_condition_checker
 from turnout.errors import ConditionError
 from turnout.limits import depth_message, too_deep
 from turnout.regex_guard import compile_search
@@ -369,3 +370,10 @@ def _version_test(op: str, operand: Any, path: str) -> _Pred:
         return mismatch if key is None else compare(key, target)
 
     return test
+
+
+def _check(spec: Any, path: str) -> None:
+    compile_condition(spec, path=path)
+
+
+register_condition_checker(_check)

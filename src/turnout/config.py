@@ -14,7 +14,7 @@ import json
 import math
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import UnionType
@@ -593,14 +593,29 @@ def load_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+ConditionChecker = Callable[[Any, str], object]
+"""Checks a rule's `when` document (at the given path); raises ConditionError if it is not valid."""
+
+_condition_checkers: list[ConditionChecker] = []
+
+
+def register_condition_checker(check: ConditionChecker) -> None:
+    """Have validation run `check` on every rule's `when`.
+
+    The condition language belongs to the flags layer (`turnout.conditions` registers its
+    compiler when it is imported, which `import turnout` does); this module, the floor of the
+    package, imports nothing above it.
+    """
+    if check not in _condition_checkers:
+        _condition_checkers.append(check)
+
+
 def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
     """Yield every cross-reference problem: variants, engine names, fallback cycles, conditions.
 
     A fallback naming an engine the file does not declare is not one of them: the engine may
     be registered in code, so `turnout.references` checks it once the engines are known.
     """
-    from turnout.conditions import compile_condition
-
     for name, engine in config.engines.items():
         path = f"engines.{name}"
         if not _NAME.match(name):
@@ -651,10 +666,11 @@ def check_references(config: TurnoutConfig) -> Iterator[ConfigIssue]:
             if rule.guardrails is not None:
                 yield from _check_guardrails(rpath, rule, config.metrics)
             if rule.when is not None:
-                try:
-                    compile_condition(rule.when, path=f"{rpath}.when")
-                except ConditionError as exc:
-                    yield ConfigIssue(exc.path, exc.value, exc.message)
+                for check in _condition_checkers:
+                    try:
+                        check(rule.when, f"{rpath}.when")
+                    except ConditionError as exc:
+                        yield ConfigIssue(exc.path, exc.value, exc.message)
 
 
 VALUE_TYPES = ("boolean", "string", "integer", "float", "object")
