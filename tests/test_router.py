@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from structlog.testing import capture_logs
 from turnout import ConfigError, Reason, RoutingContext, Turnout, TurnoutConfig, TurnoutError, current_context
 from turnout.config import validate_config
 from turnout.testing import FakeClock
+from turnout.testing import eventually_async as eventually
 
 FLAG = "coordinator"
 VARIANTS = ["legacy", "workflow", "langgraph"]
@@ -31,15 +31,6 @@ def toml(default: str, *, extra: str = "") -> str:
 
 def served(t: Turnout, key: str = "u1") -> str:
     return t.decide(FLAG, RoutingContext(key)).variant
-
-
-async def eventually(predicate: Callable[[], bool], what: str, *, limit_s: float = 5.0) -> None:
-    """Poll `predicate` with short sleeps; fail after about `limit_s` seconds."""
-    for _ in range(int(limit_s / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    pytest.fail(f"gave up waiting for: {what}")
 
 
 # -- reload ------------------------------------------------------------------------------------

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -17,10 +16,14 @@ from turnout.config import EventsConfig
 from turnout.errors import TurnoutError
 from turnout.events import Event, EventTracker, sink_from_url
 from turnout.events.postgres import MIGRATIONS, PostgresSink
+from turnout.testing import eventually_async
 
 pytestmark = pytest.mark.postgres
 
 START = datetime(2026, 1, 29, 12, 0, 0, 123_456, tzinfo=UTC)
+
+# A throwaway server on a busy CI machine: give deliveries longer than the default.
+eventually = functools.partial(eventually_async, timeout_s=20.0)
 
 
 def events(count: int, first: int = 0, name: str = "session.message") -> list[Event]:
@@ -39,14 +42,6 @@ def events(count: int, first: int = 0, name: str = "session.message") -> list[Ev
 def rows(url: str, query: str = "SELECT count(*) FROM analytics_events") -> list[tuple[object, ...]]:
     with psycopg.connect(url) as conn:
         return conn.execute(query).fetchall()
-
-
-async def eventually(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.01)
 
 
 def test_a_postgres_url_makes_a_sink_without_connecting() -> None:

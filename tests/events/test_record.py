@@ -6,7 +6,7 @@ from typing import Any
 
 from turnout import RoutingContext, Turnout
 from turnout.context import use_context
-from turnout.testing import MemorySink
+from turnout.testing import MemorySink, make_turnout
 from turnout.types import Intent
 
 CONFIG: dict[str, Any] = {
@@ -23,10 +23,9 @@ CONFIG: dict[str, Any] = {
 
 
 def make(sink: MemorySink) -> Turnout:
-    turnout = Turnout(CONFIG, env={}, event_sinks=[sink])
-    turnout.add_engine("legacy", lambda message: "legacy")
-    turnout.add_engine("workflow", lambda message: "workflow")
-    return turnout
+    return make_turnout(
+        CONFIG, engines={"legacy": lambda m: "legacy", "workflow": lambda m: "workflow"}, sink=sink
+    )
 
 
 async def test_record_attributes_the_value_to_the_serving_variant() -> None:

@@ -7,8 +7,7 @@ import json
 import os
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +20,13 @@ from turnout.decision import Decision, Reason
 from turnout.errors import TurnoutError
 from turnout.events import Event, EventSink, EventTracker, MemorySink, SQLiteSink
 from turnout.events.model import _ids
+from turnout.testing import eventually_async as eventually
 
 
 def tracker(*sinks: EventSink, **config: Any) -> EventTracker:
     return EventTracker(
         list(sinks) or [MemorySink()], EventsConfig(**config), retry_base_s=0.01, retry_max_s=0.05
     )
-
-
-async def eventually(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.01)
 
 
 class FailingSink(EventSink):

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from turnout import BoundEngine, ConfigError, RoutingContext, Turnout, experiment
 from turnout.asgi import TurnoutMiddleware
-from turnout.testing import MemorySink
+from turnout.testing import MemorySink, make_turnout
 
 CONFIG: dict[str, Any] = {
     "telemetry": {"exporters": []},
@@ -30,10 +30,9 @@ CONFIG: dict[str, Any] = {
 
 
 def make(sink: MemorySink) -> Turnout:
-    turnout = Turnout(CONFIG, event_sinks=[sink])
-    turnout.add_engine("legacy", lambda message: "legacy")
-    turnout.add_engine("workflow", lambda message: "workflow")
-    return turnout
+    return make_turnout(
+        CONFIG, engines={"legacy": lambda m: "legacy", "workflow": lambda m: "workflow"}, sink=sink
+    )
 
 
 async def test_exposures_are_recorded_once_per_user_flag_and_variant() -> None:

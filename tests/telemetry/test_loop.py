@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from turnout import RoutingContext, Turnout
 from turnout.telemetry.exporters import Exporter
 from turnout.telemetry.snapshot import MetricsSnapshot
 from turnout.testing import InMemoryExporter
+from turnout.testing import eventually_async as eventually
 
 FLAG = "coordinator"
 EXPERIMENT = "canary"
@@ -50,15 +51,6 @@ def make(settings: dict[str, Any], *exporters: Exporter) -> Turnout:
 async def traffic(t: Turnout, n: int, start: int = 0) -> None:
     for i in range(start, start + n):
         await t.run(FLAG, "hi", context=RoutingContext(f"user-{i}"))
-
-
-async def eventually(predicate: Callable[[], bool], what: str, *, limit_s: float = 5.0) -> None:
-    """Poll `predicate` with short sleeps; fail after about `limit_s` seconds."""
-    for _ in range(int(limit_s / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    pytest.fail(f"gave up waiting for: {what}")
 
 
 def requests(snapshot: MetricsSnapshot, component: str = "decide", *, window: bool = False) -> int:

@@ -14,6 +14,7 @@ from opentelemetry.util._once import Once
 
 from turnout import RoutingContext, Turnout
 from turnout.telemetry.otel import OtelExporter
+from turnout.testing import make_turnout
 
 FLAG = "coordinator"
 EXPERIMENT = "workflow-canary"
@@ -22,7 +23,7 @@ Points = dict[str, dict[frozenset[tuple[str, Any]], float]]
 
 
 def make(**telemetry: Any) -> Turnout:
-    t = Turnout(
+    t = make_turnout(
         {
             "engines": {"legacy": NO_BREAKER, "workflow": {"fallback": "legacy", **NO_BREAKER}},
             "flags": {

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from turnout import RoutingContext, Turnout
 from turnout.telemetry.prometheus import PrometheusExporter
+from turnout.testing import make_turnout
 
 FLAG = "coordinator"
 EXPERIMENT = "workflow-canary"
@@ -21,7 +22,7 @@ VARIANT = {"experiment": EXPERIMENT, "flag": FLAG}
 
 
 def make(**telemetry: Any) -> Turnout:
-    t = Turnout(
+    t = make_turnout(
         {
             "engines": {"legacy": NO_BREAKER, "workflow": {"fallback": "legacy", **NO_BREAKER}},
             "flags": {
