@@ -80,6 +80,7 @@ def save_ratio(path: str | None, key: str, value: float, *, target: float, highe
         return
     met = value >= target if higher_is_better else value <= target
     record = {"key": key, "value": value, "target": target, "higher_is_better": higher_is_better, "met": met}
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w", encoding="utf-8") as file:
         json.dump(record, file)
 
