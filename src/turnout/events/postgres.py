@@ -24,7 +24,7 @@ import structlog
 
 from turnout.errors import MissingExtraError, TurnoutError, redact
 from turnout.events.model import Event
-from turnout.events.sinks import TABLE, ThreadedSink, _rows
+from turnout.events.sinks import TABLE, ThreadedSink, _rows, quote_table
 
 try:
     import psycopg
@@ -35,7 +35,6 @@ except ModuleNotFoundError as exc:  # pragma: no cover - the extra is installed 
 __all__ = ["MIGRATIONS", "PostgresSink"]
 
 _log = structlog.get_logger("turnout")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _LOCK = 0x7475726E6F7574  # "turnout": the advisory lock held while migrating
 COLUMNS = ("id", "kind", "event_name", "distinct_id", "session_id", "properties", "created_at")
 _REFUSED = (psycopg.DataError, psycopg.IntegrityError)  # the data, not the connection: retrying cannot help
@@ -84,11 +83,10 @@ class PostgresSink(ThreadedSink):
         if table is not None and from_url is not None and table != from_url:
             raise TurnoutError(f"postgres sink: table {table!r} given, but the URL names {from_url!r}")
         self.table = table or from_url or TABLE
-        parts = self.table.split(".")
-        if len(parts) > 2 or not all(_IDENT.fullmatch(part) for part in parts):
-            raise TurnoutError(
-                f"postgres sink: table {self.table!r} must be NAME or SCHEMA.NAME of letters, digits and _"
-            )
+        try:
+            quote_table(self.table)
+        except ValueError as exc:
+            raise TurnoutError(f"postgres sink: {exc}") from None
         try:  # a bad URL fails at load, not at every write; what the URL sets, it keeps
             given = psycopg.conninfo.conninfo_to_dict(self.url)
         except psycopg.Error as exc:
@@ -99,7 +97,7 @@ class PostgresSink(ThreadedSink):
         }
         defaults = {key: value for key, value in defaults.items() if key not in given}
         self._connect = {**defaults, "autocommit": True, **connect}
-        self._sql = _Statements(parts)
+        self._sql = _Statements(self.table.split("."))
         self.rejected = 0
         """Rows PostgreSQL refused for good (logged, then skipped)."""
         self._conn: psycopg.Connection[Any] | None = None

@@ -23,6 +23,7 @@ import contextlib
 import importlib
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -36,6 +37,17 @@ from turnout.events.model import Event
 T = TypeVar("T")
 
 TABLE = "analytics_events"
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def quote_table(table: str) -> str:
+    """`"name"` or `"schema"."name"` for SQL; ValueError for anything else (the one table-name check)."""
+    parts = table.split(".")
+    if len(parts) > 2 or not all(_IDENT.fullmatch(part) for part in parts):
+        raise ValueError(f"table {table!r} must be NAME or SCHEMA.NAME of letters, digits and _")
+    return ".".join(f'"{part}"' for part in parts)
+
+
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
     id TEXT PRIMARY KEY,

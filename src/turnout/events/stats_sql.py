@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from turnout.errors import MissingExtraError, TurnoutError, redact
-from turnout.events.sinks import TABLE, SQLiteSink
+from turnout.events.sinks import TABLE, SQLiteSink, quote_table
 
 Period = Literal["day", "month"]
 Unit = Literal["events", "users", "sessions"]
 Scalar = str | int | float | bool
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _KEY = re.compile(r"[A-Za-z0-9_.:$ -]{1,200}")  # what event names may hold: no quotes, no backslashes
 UNITS = {
     "events": "count(*)",
@@ -38,14 +37,6 @@ KEYS = {"users": "distinct_id", "sessions": "session_id"}
 
 class EventsUnavailable(TurnoutError):
     """The events database cannot be read (no file, no server, a bad URL)."""
-
-
-def quote_table(table: str) -> str:
-    """`"name"` or `"schema"."name"`; ValueError for anything else."""
-    parts = table.split(".")
-    if len(parts) > 2 or not all(_IDENT.fullmatch(part) for part in parts):
-        raise ValueError(f"table {table!r} must be NAME or SCHEMA.NAME of letters, digits and _")
-    return ".".join(f'"{part}"' for part in parts)
 
 
 def check_key(key: str) -> str:
