@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 
 from turnout import ConfigError, RoutingContext, Turnout
 from turnout.events import MemorySink
+from turnout.testing import make_turnout
 
 FLAG = "coordinator"
 SECRET_TEXT = "db password is hunter2 and the user said: my card is 4111"
@@ -30,7 +31,7 @@ def spans() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
 
 
 def make(privacy: dict[str, Any], provider: TracerProvider, sink: MemorySink) -> Turnout:
-    t = Turnout(
+    t = make_turnout(
         {
             "privacy": privacy,
             "engines": {"workflow": {"fallback": "legacy"}, "legacy": {}},
@@ -42,9 +43,8 @@ def make(privacy: dict[str, Any], provider: TracerProvider, sink: MemorySink) ->
                 }
             },
         },
-        env={},
         tracer_provider=provider,
-        event_sinks=[sink],
+        sink=sink,
     )
 
     def broken(message: str) -> str:

@@ -12,12 +12,13 @@ from starlette.routing import Route
 
 from turnout import RoutingContext, Turnout
 from turnout.asgi import STATE_KEY, TurnoutMiddleware, sign_override
+from turnout.testing import make_turnout
 
 FLAG = "coordinator"
 
 
 def make(http: dict[str, Any] | None = None, **flag: Any) -> Turnout:
-    return Turnout(
+    return make_turnout(
         {
             "http": {"attribute_headers": {"X-Plan": "plan"}, **(http or {})},
             "flags": {
@@ -29,8 +30,7 @@ def make(http: dict[str, Any] | None = None, **flag: Any) -> Turnout:
                     **flag,
                 }
             },
-        },
-        env={},
+        }
     )
 
 

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from turnout import Reason, RoutingContext, Turnout, experiment
 from turnout.asgi import TurnoutMiddleware
 from turnout.decorators import BoundEngine
+from turnout.testing import make_turnout
 from turnout.types import Intent
 
 FLAG = "coordinator"
@@ -81,7 +82,7 @@ def make(
     intent: bool = False,
     classifier: FakeClassifier | None = None,
 ) -> Turnout:
-    t = Turnout(config(intent=intent), tracer_provider=provider, classifier=classifier)
+    t = make_turnout(config(intent=intent), tracer_provider=provider, classifier=classifier)
     failing = set(fail)
     for name, version in VERSIONS.items():
         t.add_engine(name, engine_named(name, failing), version=version)

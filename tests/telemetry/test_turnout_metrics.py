@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from turnout import RoutingContext, Turnout
+from turnout.testing import make_turnout
 from turnout.types import Intent
 
 FLAG = "coordinator"
@@ -53,7 +54,7 @@ class Classifier:
 
 
 def make(*, fail: Iterable[str] = (), intent: bool = False) -> Turnout:
-    t = Turnout(config(intent=intent), classifier=Classifier())
+    t = make_turnout(config(intent=intent), classifier=Classifier())
     failing = set(fail)
 
     def engine_named(name: str) -> Any:
