@@ -11,7 +11,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -96,12 +96,14 @@ def make_turnout(
     clock: Clock | None = None,
     sink: MemorySink | None = None,
     exporter: InMemoryExporter | None = None,
+    exporters: Sequence[Exporter] = (),
     **options: Any,
 ) -> Turnout:
     """A `Turnout` for tests: reads no environment and writes nothing in the working directory.
 
     Events go to `sink` (a new `MemorySink` by default: `turnout.events` delivers to it), metrics
-    snapshots to `exporter` (a new `InMemoryExporter`) and to no file, the state store to a
+    snapshots to `exporter` (a new `InMemoryExporter`; `exporters` adds others) and to no file
+    unless the config names one, the state store to a
     temporary directory removed with the Turnout. `engines` are registered by name; `clock`
     (a `FakeClock`, say) drives rollouts, guardrails and events; `options` go to `Turnout`.
     """
@@ -117,7 +119,7 @@ def make_turnout(
         data,
         env={},
         event_sinks=[sink if sink is not None else MemorySink()],
-        exporters=[exporter if exporter is not None else InMemoryExporter()],
+        exporters=[exporter if exporter is not None else InMemoryExporter(), *exporters],
         **options,
     )
     weakref.finalize(turnout, shutil.rmtree, scratch, ignore_errors=True)

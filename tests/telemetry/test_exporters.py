@@ -21,7 +21,7 @@ from turnout import ConfigError, RoutingContext, Turnout
 from turnout import plugins as plugin_module
 from turnout.telemetry.exporters import Exporter, JsonlExporter
 from turnout.telemetry.snapshot import MetricsSnapshot, snapshot_from
-from turnout.testing import InMemoryExporter
+from turnout.testing import InMemoryExporter, make_turnout
 
 FLAG = "coordinator"
 EXPERIMENT = "workflow-canary"
@@ -50,7 +50,7 @@ def config(**telemetry: Any) -> dict[str, Any]:
 
 
 def make(settings: dict[str, Any], *exporters: Exporter, fail: str | None = None) -> Turnout:
-    t = Turnout(settings, exporters=exporters)
+    t = make_turnout(settings, exporters=exporters)
 
     def engine_named(name: str) -> Any:
         def engine(message: str) -> str:

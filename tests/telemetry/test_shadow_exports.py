@@ -14,10 +14,11 @@ from structlog.testing import capture_logs
 from turnout import RoutingContext, Turnout
 from turnout.telemetry.exporters import LoggingExporter
 from turnout.telemetry.otel import OtelExporter
+from turnout.testing import make_turnout
 
 
 def make(tmp_path: Path) -> Turnout:
-    turnout = Turnout(
+    turnout = make_turnout(
         {
             "telemetry": {"exporters": ["jsonl"], "jsonl_path": str(tmp_path / "m.jsonl")},
             "flags": {
@@ -28,8 +29,7 @@ def make(tmp_path: Path) -> Turnout:
                 }
             },
             "events": {"enabled": False},
-        },
-        env={},
+        }
     )
     turnout.add_engine("legacy", lambda message: message)
     turnout.add_engine("graph", lambda message: message if message != "b" else "B")
