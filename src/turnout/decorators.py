@@ -93,9 +93,9 @@ class _Preparer:
         given = kwargs.get("turnout") if self.takes_turnout else kwargs.pop("turnout", None)
         owner = given if isinstance(given, Turnout) else self.turnout
         context = explicit if isinstance(explicit, RoutingContext) else current_context()
-        if context is not None and (owner or running_turnout()) is not None:
-            owner = owner or running_turnout()  # the middleware's request: nothing to look up
-        else:
+        if context is not None and owner is None:
+            owner = running_turnout()  # the middleware's request: nothing to look up
+        if context is None or owner is None:
             owner, context = resolve(owner, context, self._request(request, args, kwargs))
         if owner is None:  # for mypy: resolve() raises rather than return no Turnout
             raise TurnoutError("no Turnout for this call")
