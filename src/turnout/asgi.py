@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from turnout.router import Turnout
 
 STATE_KEY = "turnout_context"
+# The roles of the headers a ContextReader reads besides attribute headers (whose role is the
+# name of the attribute they fill).
+_USER, _COOKIE, _SESSION, _OVERRIDE = range(4)
 _NO_OVERRIDES: Mapping[str, str] = MappingProxyType({})
 
 
@@ -48,6 +51,18 @@ class ContextReader:
         self._attribute_headers = (
             {k.lower().encode("latin-1"): v for k, v in config.attribute_headers.items()} if trusted else {}
         )
+        # What each header this reader looks at means: one of the roles below, or the attribute
+        # it fills. An attribute header that also names the user (etc.) is read as the user, as
+        # the order of the checks always had it.
+        self._roles: dict[bytes, int | str] = dict(self._attribute_headers)
+        for header, role in (
+            (self._override_header, _OVERRIDE),
+            (self._session_header, _SESSION),
+            (b"cookie", _COOKIE),
+            (self._user_header, _USER),
+        ):
+            if header is not None:
+                self._roles[header] = role
         self._override_secret = config.override_secret.encode() if config.override_secret else None
         self._override_ids = frozenset(config.override_ids)
         self._cookie = config.user_cookie
@@ -69,24 +84,28 @@ class ContextReader:
         """The context for this request, and the anonymous id to set as a cookie if one was made."""
         key = session = cookie_header = override_header = None
         attributes: dict[str, Any] = {}
+        roles = self._roles
         for name, raw in scope.get("headers", ()):
-            if name == self._user_header:
+            role = roles.get(name)
+            if role is None:
+                continue  # most headers: one dict lookup each
+            if role == _USER:
                 key = _text(raw)
-            elif name == b"cookie":
+            elif role == _COOKIE:
                 # HTTP/2 clients may split cookies over several headers.
                 cookie_header = f"{cookie_header}; {_text(raw)}" if cookie_header else _text(raw)
-            elif name == self._session_header:
+            elif role == _SESSION:
                 session = _text(raw)
-            elif name == self._override_header:
+            elif role == _OVERRIDE:
                 override_header = _text(raw)
-            elif name in self._attribute_headers:
+            elif isinstance(role, str):
                 value = _text(raw)
                 if len(value) > self._max_attribute:
                     # Capped like ids: rules ($regex above all) never see an unbounded client value.
                     value = value[: self._max_attribute]
                     if turnout is not None:
                         turnout.failures.record("http", AttributeTooLong(self._max_attribute), header=name)
-                attributes[self._attribute_headers[name]] = value
+                attributes[role] = value
         query: dict[str, str] = {}
         raw_query = scope.get("query_string", b"")
         if raw_query and any(mark in raw_query for mark in self._query_marks):

@@ -41,6 +41,7 @@ class Engine:
 
     __slots__ = (
         "breaker",
+        "component",
         "fallback",
         "func",
         "guard",
@@ -56,6 +57,8 @@ class Engine:
         self, name: str, func: EngineCallable, *, version: str, settings: EngineConfig, clock: Clock
     ) -> None:
         self.name = name
+        self.component = f"engine.{name}"
+        """The metrics component its calls are counted in."""
         self.func = func
         self.version = version
         self.is_async = _is_async(func)
@@ -97,14 +100,13 @@ class Engine:
 
     async def _invoke(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         if self.is_async:
-            result = await self.func(*args, **kwargs)
-        else:
-            # Our own pool, not the loop's default one: a sync engine stuck past its timeout must
-            # not starve other to_thread users. Copying the context keeps current_context() working.
-            call = functools.partial(self.func, *args, **kwargs)
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._executor(), contextvars.copy_context().run, call)
-        if inspect.isawaitable(result):
+            return await self.func(*args, **kwargs)
+        # Our own pool, not the loop's default one: a sync engine stuck past its timeout must
+        # not starve other to_thread users. Copying the context keeps current_context() working.
+        call = functools.partial(self.func, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._executor(), contextvars.copy_context().run, call)
+        if inspect.isawaitable(result):  # a sync callable that hands back a coroutine
             result = await result
         return result
 
@@ -220,12 +222,13 @@ class EngineSet:
                             self._mark_failed(span, engine, tried, exc)
                             raise
             except Exception as exc:
-                self._metrics.record(f"engine.{engine.name}", _ms(attempt), False, type(exc).__name__)
+                self._metrics.record(engine.component, _ms(attempt), False, type(exc).__name__)
                 first_error = first_error or type(exc).__name__
                 engine, decision = self._fallback(engine, decision, exc, tried, started, first_error)
                 continue
-            self._metrics.record(f"engine.{engine.name}", _ms(attempt), True)
-            self._record_variant(decision, started, first_error)
+            self._metrics.record_success_later(engine.component, _ms(attempt))
+            if decision.experiment is not None:
+                self._record_variant(decision, started, first_error)
             return result, decision
 
     async def arun(
@@ -279,16 +282,20 @@ class EngineSet:
         # that is what a canary's guardrails must see.
         # A later call in the same request reuses the FALLBACK decision and goes straight to the
         # fallback engine: still a failure of the variant, not a success.
-        if decision.experiment is not None:
-            ok = error is None and decision.reason not in _NOT_SERVED_BY_VARIANT
-            self._metrics.record_variant(
-                decision.experiment,
-                decision.flag,
-                decision.variant,
-                _ms(started),
-                ok,
-                error or (None if ok else decision.reason.value.title()),
-            )
+        experiment = decision.experiment
+        if experiment is None:
+            return
+        if error is None and decision.reason not in _NOT_SERVED_BY_VARIANT:
+            self._metrics.record_variant_success_later(experiment, decision.flag, decision.variant, _ms(started))
+            return
+        self._metrics.record_variant(
+            experiment,
+            decision.flag,
+            decision.variant,
+            _ms(started),
+            False,
+            error or decision.reason.value.title(),
+        )
 
     def _fallback_target(self, engine: Engine, tried: set[str]) -> Engine | None:
         target = self.engines.get(engine.fallback) if engine.fallback else None

@@ -21,6 +21,8 @@ _log = structlog.get_logger("turnout")
 
 INTENT_ATTRIBUTES = frozenset({"intent", "intent_confidence"})
 
+_new_decision = tuple.__new__
+
 IntentAttributes = Callable[[RoutingContext], Mapping[str, Any]]
 """Returns the context's attributes merged with its (lazily classified) intent."""
 
@@ -72,10 +74,6 @@ class CompiledRule:
     config: RuleConfig
     gate: RolloutGate | None = None
     rolled_back: Decision | None = None
-
-    def current_splitter(self, clock: Clock) -> Splitter | None:
-        """The split in force now (a rollout moves through its steps; only it reads the clock)."""
-        return self.rollout.splitter(clock()) if self.rollout is not None else self.splitter
 
 
 class CompiledFlag:
@@ -166,23 +164,33 @@ class CompiledFlag:
                     rule.experiment,
                     intent=matched,
                 )
-            splitter = rule.current_splitter(clock)
+            rollout = rule.rollout
+            splitter = rule.splitter if rollout is None else rollout.splitter(clock())
             if splitter is None:
                 continue
             if rule.gate is not None and rule.gate.rolled_back:
                 return rule.rolled_back or self._default
-            variant, bucket = splitter.assign(context.value(self.hash_by))
+            hash_by = self.hash_by
+            variant, bucket = splitter.assign(
+                context.targeting_key if hash_by is None else context.value(hash_by)
+            )
             if not variant:
                 continue  # outside the rule's coverage
-            return Decision(
-                self.key,
-                variant,
-                self.engines[variant],
-                Reason.SPLIT,
-                rule.name,
-                rule.experiment,
-                bucket,
-                matched,
+            # tuple.__new__ with every field: a NamedTuple's own __new__ (a Python function
+            # filling in defaults) costs twice as much, on every split decision.
+            return _new_decision(
+                Decision,
+                (
+                    self.key,
+                    variant,
+                    self.engines[variant],
+                    Reason.SPLIT,
+                    rule.name,
+                    rule.experiment,
+                    bucket,
+                    matched,
+                    None,
+                ),
             )
         return self._default
 

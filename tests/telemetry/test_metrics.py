@@ -343,8 +343,23 @@ def test_successes_recorded_later_are_folded_in_when_the_figures_are_read() -> N
     # Without a reader, the waiting latencies never exceed FOLD_AT: the caller folds them.
     for _ in range(FOLD_AT * 2 + 10):
         registry.record_success_later("decide", 1.0)
-    assert len(registry._waiting["decide"]) < FOLD_AT
+    assert len(registry._components["decide"].waiting) < FOLD_AT
     assert registry.snapshot()["components"]["decide"]["total_requests"] == 4 + FOLD_AT * 2 + 10
+
+
+def test_variant_successes_recorded_later_count_in_totals_and_snapshots() -> None:
+    from turnout.telemetry.metrics import MetricsRegistry
+
+    registry = MetricsRegistry()
+    for latency in (10.0, 20.0, 30.0):
+        registry.record_variant_success_later("canary", "coordinator", "workflow", latency)
+    registry.record_variant("canary", "coordinator", "workflow", 40.0, False, "Boom")
+    # The guardrails read totals (no window closed): the waiting successes are in them.
+    totals = registry.totals("canary")["workflow"]
+    assert (totals.count, totals.failures, totals.total_ms) == (4, 1, 100.0)
+    variant = registry.snapshot()["experiments"]["canary"]["variants"]["workflow"]
+    assert variant["total_requests"] == 4 and variant["success_rate"] == 0.75
+    assert variant["window"]["latency_ms"]["max"] == 40.0
 
 
 def test_successes_recorded_later_from_many_threads_are_all_counted() -> None:

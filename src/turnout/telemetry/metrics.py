@@ -26,8 +26,8 @@ R = TypeVar("R")
 MAX_ERROR_TYPES = 50
 OTHER_ERRORS = "other"
 OVERFLOW_COMPONENT = "turnout.overflow"
-FOLD_AT = 4096
-"""Latencies `record_success_later` keeps before folding them itself."""
+FOLD_AT = 1024
+"""Successes a series keeps waiting (`record_success_later`) before the recording call folds them."""
 _QUANTILES = (0.5, 0.95, 0.99)
 _NO_VARIANTS: dict[str, _Series] = {}
 
@@ -91,15 +91,32 @@ class Totals:
 
 
 class _Series(_Tally):
-    """One component or variant: the live window (inherited fields) under a tiny lock, and the past."""
+    """One component or variant: the live window (inherited fields) under a tiny lock, and the past.
 
-    __slots__ = ("_base", "_lock", "_names")
+    Successes recorded "later" wait as bare latencies in `waiting` (an append, no lock, no sketch
+    update: the request path's way) and are folded in before anything reads the series.
+    """
+
+    __slots__ = ("_base", "_lock", "_names", "waiting")
 
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
         self._base = _Tally()
         self._names: set[str] = set()
+        self.waiting: deque[float] = deque()
+
+    def success_later(self, latency_ms: float) -> None:
+        """Count one success; its latency is folded in at the next read (or `FOLD_AT` waiting)."""
+        waiting = self.waiting
+        waiting.append(latency_ms)
+        if len(waiting) >= FOLD_AT:
+            self.record_successes(_drain(waiting))
+
+    def fold_waiting(self) -> None:
+        """Fold the successes waiting in `waiting` into the figures."""
+        if self.waiting:
+            self.record_successes(_drain(self.waiting))
 
     def record(self, latency_ms: float, ok: bool, error_type: str | None) -> None:
         if not 0.0 <= latency_ms < inf:  # negative (clock skew), NaN or inf
@@ -145,6 +162,7 @@ class _Series(_Tally):
 
     def totals(self) -> Totals:
         """Everything counted so far; callers serialise calls with `take` (registry lock)."""
+        self.fold_waiting()
         with self._lock:
             live = _Tally().fold(self)
         whole = live.fold(self._base)
@@ -154,6 +172,7 @@ class _Series(_Tally):
 
     def take(self, reset_window: bool, exposures: bool) -> dict[str, Any]:
         """Cumulative stats with a `window` object; callers serialise calls (registry lock)."""
+        self.fold_waiting()
         window = _Tally()
         with self._lock:
             window.count, window.failures, window.exposures = self.count, self.failures, self.exposures
@@ -182,7 +201,6 @@ class MetricsRegistry:
         self._flags: dict[str, str] = {}
         self._create_lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
-        self._waiting: dict[str, deque[float]] = {}
 
     def record(self, component: str, latency_ms: float, ok: bool, error_type: str | None = None) -> None:
         """Count one call of `component`: its latency and whether it succeeded."""
@@ -194,27 +212,14 @@ class MetricsRegistry:
     def record_success_later(self, component: str, latency_ms: float) -> None:
         """Count one successful call of `component`, folded into its figures when they are next read.
 
-        For the hottest path (every decision): one append to a deque, no lock, no sketch update.
-        The snapshot loop folds what came in since its last snapshot; past `FOLD_AT` waiting
+        For the hottest paths (every decision, every engine call): one append, no lock, no sketch
+        update. Whatever reads the series folds what is waiting first; past `FOLD_AT` waiting
         latencies the caller folds them itself, so memory stays bounded without the loop.
         """
-        waiting = self._waiting.get(component)
-        if waiting is None:
-            waiting = self._waiting.setdefault(component, deque())
-        waiting.append(latency_ms)
-        if len(waiting) >= FOLD_AT:
-            self._fold(component, waiting)
-
-    def _fold(self, component: str, waiting: deque[float]) -> None:
         series = self._components.get(component)
         if series is None:
             series = self._create(None, "", component)
-        series.record_successes(_drain(waiting))
-
-    def _fold_all(self) -> None:
-        for component, waiting in list(self._waiting.items()):
-            if waiting:
-                self._fold(component, waiting)
+        series.success_later(latency_ms)
 
     def record_variant(
         self,
@@ -231,6 +236,13 @@ class MetricsRegistry:
             series = self._create(experiment, flag, variant)
         series.record(latency_ms, ok, error_type)
 
+    def record_variant_success_later(self, experiment: str, flag: str, variant: str, latency_ms: float) -> None:
+        """`record_variant(..., ok=True)`, folded in when the variant's figures are next read."""
+        series = self._experiments.get(experiment, _NO_VARIANTS).get(variant)
+        if series is None:
+            series = self._create(experiment, flag, variant)
+        series.success_later(latency_ms)
+
     def expose(self, experiment: str, flag: str, variant: str) -> None:
         """Count one exposure of a user to `variant` of `experiment`."""
         series = self._experiments.get(experiment, _NO_VARIANTS).get(variant)
@@ -244,7 +256,6 @@ class MetricsRegistry:
 
     def snapshot(self, reset_window: bool = True) -> dict[str, Any]:
         """`{"components": ..., "experiments": ...}` as in metrics.jsonl, without `status`."""
-        self._fold_all()
         with self._snapshot_lock:
             with self._create_lock:
                 components = sorted(self._components.items())
