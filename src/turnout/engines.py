@@ -286,7 +286,9 @@ class EngineSet:
         if experiment is None:
             return
         if error is None and decision.reason not in _NOT_SERVED_BY_VARIANT:
-            self._metrics.record_variant_success_later(experiment, decision.flag, decision.variant, _ms(started))
+            self._metrics.record_variant_success_later(
+                experiment, decision.flag, decision.variant, _ms(started)
+            )
             return
         self._metrics.record_variant(
             experiment,

@@ -236,7 +236,9 @@ class MetricsRegistry:
             series = self._create(experiment, flag, variant)
         series.record(latency_ms, ok, error_type)
 
-    def record_variant_success_later(self, experiment: str, flag: str, variant: str, latency_ms: float) -> None:
+    def record_variant_success_later(
+        self, experiment: str, flag: str, variant: str, latency_ms: float
+    ) -> None:
         """`record_variant(..., ok=True)`, folded in when the variant's figures are next read."""
         series = self._experiments.get(experiment, _NO_VARIANTS).get(variant)
         if series is None:
