@@ -224,11 +224,20 @@ class Event:
     id: str = field(default_factory=new_event_id)
     properties_json: str | None = field(default=None, compare=False, repr=False)
     """The properties as compact JSON text when already serialised (the tracker fills it in)."""
+    created_at: str | None = field(default=None, compare=False, repr=False)
+    """`timestamp` as ISO 8601 UTC text with microseconds, when already made (the tracker fills it in)."""
 
     def properties_text(self) -> str:
         """The properties as compact JSON text."""
         text = self.properties_json
         return text if text is not None else _dumps(dict(self.properties))
+
+    def created_text(self) -> str:
+        """`timestamp` as ISO 8601 UTC text with microseconds (`2026-12-03T10:00:00.000000+00:00`)."""
+        text = self.created_at
+        if text is not None:
+            return text
+        return self.timestamp.astimezone(UTC).isoformat(timespec="microseconds")
 
     def as_record(self) -> dict[str, Any]:
         """A JSON-ready dict (the jsonl sink's line)."""
@@ -278,6 +287,7 @@ def build_events(
     fromtimestamp = datetime.fromtimestamp
     new_id = _ids.new
     shapes = _shapes
+    second, head = -1, ""
     for kind, name, distinct_id, session_id, queued, epoch in raw:
         if not (_utf8(distinct_id) and (session_id is None or _utf8(session_id))):
             reject(InvalidEvent("distinct_id or session_id is not valid Unicode text"), name)
@@ -299,5 +309,17 @@ def build_events(
             props, text, dropped = sanitize(queued)
             report(name, dropped)
         timestamp = fromtimestamp(epoch, UTC)
-        append(Event(name, distinct_id, props, timestamp, kind, session_id, new_id(epoch), text))
+        # The text of `timestamp.isoformat()`, made by hand: one strftime per second of events.
+        micros = timestamp.microsecond
+        whole = int(epoch)
+        fraction = (epoch - whole) * 1e6
+        # The datetime rounded to the microsecond, maybe across a second: its microseconds tell.
+        if micros >= 500_000 > fraction:
+            whole -= 1
+        elif micros < 500_000 <= fraction:
+            whole += 1
+        if whole != second:
+            second, head = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        created = f"{head}.{micros:06d}+00:00"
+        append(Event(name, distinct_id, props, timestamp, kind, session_id, new_id(epoch), text, created))
     return events

@@ -26,7 +26,6 @@ import os
 import re
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -231,27 +230,19 @@ class SQLiteSink(ThreadedSink):
 
 
 def _rows(batch: Sequence[Event]) -> list[tuple[str | None, ...]]:
-    """SQLite rows; `created_at` is `isoformat()` in UTC with microseconds, built faster by hand."""
-    rows: list[tuple[str | None, ...]] = []
-    append = rows.append
-    last, head = None, ""
-    for event in batch:
-        stamp = event.timestamp
-        epoch = stamp.timestamp()
-        whole = int(epoch // 1)
-        micros = stamp.microsecond
-        # The float may round across a second boundary; the exact microseconds tell which side.
-        fraction = (epoch - whole) * 1e6
-        if micros >= 500_000 > fraction:
-            whole -= 1
-        elif micros < 500_000 <= fraction:
-            whole += 1
-        if whole != last:  # events come in time order: one strftime per second of events
-            last, head = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        text = event.properties_json if event.properties_json is not None else event.properties_text()
-        created = f"{head}.{micros:06d}+00:00"
-        append((event.id, event.kind, event.name, event.distinct_id, event.session_id, text, created))
-    return rows
+    """SQLite rows; `created_at` is `isoformat()` in UTC with microseconds."""
+    return [
+        (
+            event.id,
+            event.kind,
+            event.name,
+            event.distinct_id,
+            event.session_id,
+            event.properties_json if event.properties_json is not None else event.properties_text(),
+            event.created_at if event.created_at is not None else event.created_text(),
+        )
+        for event in batch
+    ]
 
 
 class JsonlSink(ThreadedSink):
