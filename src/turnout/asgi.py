@@ -45,21 +45,17 @@ class ContextReader:
     def __init__(self, config: HttpConfig) -> None:
         self.config = config
         trusted = config.trusted_headers
-        self._user_header = _lower(config.user_header) if trusted else None
-        self._session_header = _lower(config.session_header)
-        self._override_header = _lower(config.override_header)
-        self._attribute_headers = (
+        # What each header this reader looks at means: one of the roles above, or the name of the
+        # attribute it fills. A header named twice is read as the user first, then the cookie,
+        # session and override headers, then an attribute, as the order of the checks always had it.
+        self._roles: dict[bytes, int | str] = (
             {k.lower().encode("latin-1"): v for k, v in config.attribute_headers.items()} if trusted else {}
         )
-        # What each header this reader looks at means: one of the roles below, or the attribute
-        # it fills. An attribute header that also names the user (etc.) is read as the user, as
-        # the order of the checks always had it.
-        self._roles: dict[bytes, int | str] = dict(self._attribute_headers)
         for header, role in (
-            (self._override_header, _OVERRIDE),
-            (self._session_header, _SESSION),
+            (_lower(config.override_header), _OVERRIDE),
+            (_lower(config.session_header), _SESSION),
             (b"cookie", _COOKIE),
-            (self._user_header, _USER),
+            (_lower(config.user_header) if trusted else None, _USER),
         ):
             if header is not None:
                 self._roles[header] = role

@@ -227,8 +227,7 @@ class EngineSet:
                 engine, decision = self._fallback(engine, decision, exc, tried, started, first_error)
                 continue
             self._metrics.record_success_later(engine.component, _ms(attempt))
-            if decision.experiment is not None:
-                self._record_variant(decision, started, first_error)
+            self._record_variant(decision, started, first_error)
             return result, decision
 
     async def arun(

@@ -238,8 +238,8 @@ def _rows(batch: Sequence[Event]) -> list[tuple[str | None, ...]]:
             event.name,
             event.distinct_id,
             event.session_id,
-            event.properties_json if event.properties_json is not None else event.properties_text(),
-            event.created_at if event.created_at is not None else event.created_text(),
+            event.properties_text(),
+            event.created_text(),
         )
         for event in batch
     ]

@@ -204,10 +204,7 @@ class MetricsRegistry:
 
     def record(self, component: str, latency_ms: float, ok: bool, error_type: str | None = None) -> None:
         """Count one call of `component`: its latency and whether it succeeded."""
-        series = self._components.get(component)
-        if series is None:
-            series = self._create(None, "", component)
-        series.record(latency_ms, ok, error_type)
+        self._component(component).record(latency_ms, ok, error_type)
 
     def record_success_later(self, component: str, latency_ms: float) -> None:
         """Count one successful call of `component`, folded into its figures when they are next read.
@@ -216,10 +213,7 @@ class MetricsRegistry:
         update. Whatever reads the series folds what is waiting first; past `FOLD_AT` waiting
         latencies the caller folds them itself, so memory stays bounded without the loop.
         """
-        series = self._components.get(component)
-        if series is None:
-            series = self._create(None, "", component)
-        series.success_later(latency_ms)
+        self._component(component).success_later(latency_ms)
 
     def record_variant(
         self,
@@ -231,26 +225,17 @@ class MetricsRegistry:
         error_type: str | None = None,
     ) -> None:
         """Count one request served by `variant` of `experiment`."""
-        series = self._experiments.get(experiment, _NO_VARIANTS).get(variant)
-        if series is None:
-            series = self._create(experiment, flag, variant)
-        series.record(latency_ms, ok, error_type)
+        self._variant(experiment, flag, variant).record(latency_ms, ok, error_type)
 
     def record_variant_success_later(
         self, experiment: str, flag: str, variant: str, latency_ms: float
     ) -> None:
         """`record_variant(..., ok=True)`, folded in when the variant's figures are next read."""
-        series = self._experiments.get(experiment, _NO_VARIANTS).get(variant)
-        if series is None:
-            series = self._create(experiment, flag, variant)
-        series.success_later(latency_ms)
+        self._variant(experiment, flag, variant).success_later(latency_ms)
 
     def expose(self, experiment: str, flag: str, variant: str) -> None:
         """Count one exposure of a user to `variant` of `experiment`."""
-        series = self._experiments.get(experiment, _NO_VARIANTS).get(variant)
-        if series is None:
-            series = self._create(experiment, flag, variant)
-        series.expose()
+        self._variant(experiment, flag, variant).expose()
 
     def measure(self, component: str) -> Measure:
         """Time a block (`with`, `async with`) or every call of a function (decorator)."""
@@ -279,6 +264,14 @@ class MetricsRegistry:
             with self._create_lock:
                 variants = list(self._experiments.get(experiment, _NO_VARIANTS).items())
             return {name: series.totals() for name, series in variants}
+
+    def _component(self, component: str) -> _Series:
+        series = self._components.get(component)
+        return series if series is not None else self._create(None, "", component)
+
+    def _variant(self, experiment: str, flag: str, variant: str) -> _Series:
+        series = self._experiments.get(experiment, _NO_VARIANTS).get(variant)
+        return series if series is not None else self._create(experiment, flag, variant)
 
     def _create(self, experiment: str | None, flag: str, name: str) -> _Series:
         """The series for a component (`experiment` None) or a variant, made on first use."""
