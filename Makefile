@@ -53,6 +53,7 @@ BENCH_RESULTS ?= .bench-results
 bench: $(STAMP)
 	rm -rf $(BENCH_RESULTS) && mkdir -p $(BENCH_RESULTS)
 	$(BIN)/python bench/bench_e2e.py --quick --json $(BENCH_RESULTS)/e2e.json
+	$(BIN)/python bench/bench_layers.py --quick
 	$(BIN)/python bench/bench_decide.py --quick --json $(BENCH_RESULTS)/decide.json
 	$(BIN)/python bench/bench_asgi.py --quick --json $(BENCH_RESULTS)/asgi.json
 	$(BIN)/python bench/bench_openfeature.py --quick

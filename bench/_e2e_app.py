@@ -1,10 +1,11 @@
-"""The two apps `bench_e2e.py` serves with uvicorn: a bare FastAPI route and the same route with turnout.
+"""The apps `bench_e2e.py` serves with uvicorn: a bare FastAPI route and the same route with turnout.
 
 Both answer POST /chat with a JSON body after awaiting a trivial async engine, so the only
 difference is turnout: `TurnoutMiddleware`, the `@experiment("coordinator")` decision, the
 engine call through turnout (timeout, breaker, metrics), and one exposure event per new user
 into the default SQLite sink. The working directory (set by the benchmark) receives
-`turnout_events.db` and `logs/metrics.jsonl`.
+`turnout_events.db` and `logs/metrics.jsonl`. `bench_layers.py` also builds the layers in
+between: the middleware alone, and the middleware with the decision but no engine call.
 """
 
 from __future__ import annotations
@@ -58,16 +59,14 @@ def bare_app() -> FastAPI:
     return app
 
 
-def turnout_app() -> FastAPI:
-    """The same route with middleware, `@experiment` and the engine run through turnout."""
-    # Only TURNOUT_* settings from the environment: `bench_e2e.py --no-events` passes
-    # TURNOUT_EVENTS__ENABLED=false this way.
-    settings = {name: value for name, value in os.environ.items() if name.startswith("TURNOUT_")}
-    turnout = Turnout(CONFIG, env=settings)
-    for name in VARIANTS:
-        turnout.add_engine(name, _answer)
-    app = FastAPI(lifespan=turnout.lifespan)
-    app.add_middleware(TurnoutMiddleware, turnout=turnout)
+def turnout_app(*, events: bool | None = None) -> FastAPI:
+    """The same route with middleware, `@experiment` and the engine run through turnout.
+
+    `events=False` turns exposures off; by default the environment decides (uvicorn calls the
+    factory without arguments, and `bench_e2e.py --no-events` sets TURNOUT_EVENTS__ENABLED=false).
+    """
+    turnout = _turnout(events)
+    app = _turnout_base(turnout)
 
     @app.post("/chat")
     @experiment("coordinator")
@@ -75,4 +74,46 @@ def turnout_app() -> FastAPI:
         body = await request.json()
         return {"variant": engine.variant, "reply": await engine(body["message"])}
 
+    return app
+
+
+def middleware_app() -> FastAPI:
+    """The bare route behind `TurnoutMiddleware` (with turnout started): no decision made."""
+    app = _turnout_base(_turnout(False))
+
+    @app.post("/chat")
+    async def chat(request: Request) -> dict[str, str]:
+        body = await request.json()
+        return {"variant": "legacy", "reply": await _answer(body["message"])}
+
+    return app
+
+
+def experiment_app() -> FastAPI:
+    """Middleware and the `@experiment` decision; the engine function is awaited directly."""
+    app = _turnout_base(_turnout(False))
+
+    @app.post("/chat")
+    @experiment("coordinator")
+    async def chat(request: Request, engine: BoundEngine) -> dict[str, str]:
+        body = await request.json()
+        return {"variant": engine.variant, "reply": await _answer(body["message"])}
+
+    return app
+
+
+def _turnout(events: bool | None) -> Turnout:
+    # Only TURNOUT_* settings from the environment.
+    settings = {name: value for name, value in os.environ.items() if name.startswith("TURNOUT_")}
+    if events is not None:
+        settings["TURNOUT_EVENTS__ENABLED"] = "true" if events else "false"
+    turnout = Turnout(CONFIG, env=settings)
+    for name in VARIANTS:
+        turnout.add_engine(name, _answer)
+    return turnout
+
+
+def _turnout_base(turnout: Turnout) -> FastAPI:
+    app = FastAPI(lifespan=turnout.lifespan)
+    app.add_middleware(TurnoutMiddleware, turnout=turnout)
     return app

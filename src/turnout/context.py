@@ -62,17 +62,13 @@ def current_decision(flag: str) -> Decision | None:
     return None if context is None else context.decisions.get(flag)
 
 
-def use_context(context: RoutingContext) -> UsingContext:
+class UsingContext:
     """Make `context` current inside the block (and reset it afterwards): `with use_context(ctx):`.
 
     The one place turnout sets the current context: the middleware, `@experiment`, bound engines
-    and shadow calls all go through it. Nothing is set when `context` is already current.
+    and shadow calls all go through it. Nothing is set when `context` is already current. One
+    object serves one `with` at a time.
     """
-    return UsingContext(context)
-
-
-class UsingContext:
-    """The context manager `use_context` returns (one use at a time)."""
 
     __slots__ = ("_token", "context")
 
@@ -89,3 +85,7 @@ class UsingContext:
         token, self._token = self._token, None
         if token is not None:
             _current.reset(token)
+
+
+use_context = UsingContext
+"""`with use_context(ctx):` — the class itself, so entering a block costs no extra call."""

@@ -169,9 +169,12 @@ class EngineSet:
         self._tracing = telemetry.tracing
         self._decisions = telemetry.decisions
 
-    def resolve(self, decision: Decision, default: Decision) -> tuple[Engine, Decision]:
+    def resolve(
+        self, decision: Decision, default_of: Callable[[Decision], Decision]
+    ) -> tuple[Engine, Decision]:
         """The engine for `decision`; a missing one is replaced by the flag default's (reason ERROR).
 
+        `default_of` gives the flag default's decision; it is asked only when the engine is missing.
         The decision keeps its variant and experiment: the users were assigned to that variant,
         so its metrics must show that it could not serve them.
         """
@@ -179,6 +182,7 @@ class EngineSet:
         engine = self.engines.get(name) if name is not None else None
         if engine is not None:
             return engine, decision
+        default = default_of(decision)
         fallback = self.engines.get(default.engine) if default.engine is not None else None
         if fallback is None and name is None and not decision.variant:
             raise EngineNotFoundError(
@@ -226,8 +230,9 @@ class EngineSet:
                 first_error = first_error or type(exc).__name__
                 engine, decision = self._fallback(engine, decision, exc, tried, started, first_error)
                 continue
-            self._metrics.record_success_later(engine.component, _ms(attempt))
-            self._record_variant(decision, started, first_error)
+            ended = perf_counter()  # one reading for the attempt and the whole call
+            self._metrics.record_success_later(engine.component, (ended - attempt) * 1000.0)
+            self._record_variant(decision, (ended - started) * 1000.0, first_error)
             return result, decision
 
     async def arun(
@@ -276,7 +281,7 @@ class EngineSet:
         if target is not None:
             mark_fallback(span, engine.name, target.name, exc, self._tracing.privacy)
 
-    def _record_variant(self, decision: Decision, started: float, error: str | None) -> None:
+    def _record_variant(self, decision: Decision, elapsed_ms: float, error: str | None) -> None:
         # A variant counts as failed when its own engine failed, even if a fallback served:
         # that is what a canary's guardrails must see.
         # A later call in the same request reuses the FALLBACK decision and goes straight to the
@@ -286,14 +291,14 @@ class EngineSet:
             return
         if error is None and decision.reason not in _NOT_SERVED_BY_VARIANT:
             self._metrics.record_variant_success_later(
-                experiment, decision.flag, decision.variant, _ms(started)
+                experiment, decision.flag, decision.variant, elapsed_ms
             )
             return
         self._metrics.record_variant(
             experiment,
             decision.flag,
             decision.variant,
-            _ms(started),
+            elapsed_ms,
             False,
             error or decision.reason.value.title(),
         )
@@ -308,7 +313,7 @@ class EngineSet:
         self._failures.record(f"engine.{engine.name}", exc, flag=decision.flag, variant=decision.variant)
         target = self._fallback_target(engine, tried)
         if target is None:
-            self._record_variant(decision, started, error)
+            self._record_variant(decision, _ms(started), error)
             raise exc
         tried.add(target.name)
         self._decisions.count(decision.flag, Reason.FALLBACK)

@@ -204,7 +204,7 @@ class _Call:
     def __init__(self, runtime: Runtime, decision: Decision, context: RoutingContext) -> None:
         self.runtime = runtime
         self.context = context
-        self.engine, self.decision = runtime.engines.resolve(decision, runtime.default_of(decision))
+        self.engine, self.decision = runtime.engines.resolve(decision, runtime.default_of)
         self.shadow: ShadowPlan | None = (
             runtime.shadows.plan(self.decision, context) if runtime.shadows.plans else None
         )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import operator
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
@@ -133,18 +134,15 @@ class _Series(_Tally):
 
     def record_successes(self, latencies: Iterable[float]) -> None:
         """`record(latency, True, None)` for each latency, under one hold of the lock."""
+        clean = [given if 0.0 <= given < inf else 0.0 for given in latencies]
+        if not clean:
+            return
         with self._lock:
-            sketch = self.sketch
-            count, total, squares, top = self.count, self.total_ms, self.squares_ms, self.max_ms
-            for given in latencies:
-                latency_ms = given if 0.0 <= given < inf else 0.0
-                count += 1
-                total += latency_ms
-                squares += latency_ms * latency_ms
-                if latency_ms > top:  # noqa: PLR1730 - a call to max() costs more here
-                    top = latency_ms
-                sketch.add(latency_ms)
-            self.count, self.total_ms, self.squares_ms, self.max_ms = count, total, squares, top
+            self.count += len(clean)
+            self.total_ms += sum(clean)
+            self.squares_ms += sum(map(operator.mul, clean, clean))
+            self.max_ms = max(self.max_ms, *clean)
+            self.sketch.add_all(clean)
 
     def _fail(self, error_type: str | None) -> None:
         name = (error_type or "unknown")[:100]
@@ -293,15 +291,17 @@ class MetricsRegistry:
             return series
 
 
-def _drain(waiting: deque[float]) -> Iterator[float]:
+def _drain(waiting: deque[float]) -> list[float]:
     """What `waiting` holds now. popleft is atomic: two folders share the items, neither loses
     one, and latencies appended meanwhile wait for the next fold."""
     pop = waiting.popleft
+    taken = []
     for _ in range(len(waiting)):
         try:
-            yield pop()
+            taken.append(pop())
         except IndexError:  # another fold took the rest
-            return
+            break
+    return taken
 
 
 class Measure:

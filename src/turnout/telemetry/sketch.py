@@ -43,19 +43,25 @@ class QuantileSketch:
 
     def add(self, value: float) -> None:
         """Count one value."""
-        if value > 0.0:
+        self.add_all((value,))
+
+    def add_all(self, values: Iterable[float]) -> None:
+        """Count every value of `values` (one call for a batch: metrics fold successes this way)."""
+        log, buckets, offset = math.log, self._buckets, self._offset
+        for value in values:
+            if not value > 0.0:
+                self._zero += 1
+                continue
             try:
-                i = int(math.log(value) * _INV_LOG_GAMMA + _BIAS) - self._offset
+                i = int(log(value) * _INV_LOG_GAMMA + _BIAS) - offset
             except OverflowError:  # +inf
                 self._zero += 1
-                return
-            buckets = self._buckets
+                continue
             if 0 <= i < len(buckets):
                 buckets[i] += 1
             else:
-                self._add_key(i + self._offset, 1)
-        else:
-            self._zero += 1
+                self._add_key(i + offset, 1)
+                buckets, offset = self._buckets, self._offset
 
     @property
     def count(self) -> int:
