@@ -217,14 +217,20 @@ def asgi_turnout(**kwargs: Any) -> Turnout:
     return router
 
 
-def http_scopes(people: Sequence[User], path: str = "/chat") -> list[dict[str, Any]]:
-    """One prebuilt HTTP scope per user (X-User-Id, X-Plan); each request gets a shallow copy."""
+def http_scopes(
+    people: Sequence[User], path: str = "/chat", *, method: str = "GET", body: bytes = b""
+) -> list[dict[str, Any]]:
+    """One prebuilt HTTP scope per user (X-User-Id, X-Plan); each request gets a shallow copy.
+
+    With a `body`, the scope announces it as JSON of that length (the caller's receive sends it).
+    """
+    sent = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))] if body else []
     return [
         {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": "1.1",
-            "method": "GET",
+            "method": method,
             "scheme": "http",
             "path": path,
             "raw_path": path.encode(),
@@ -234,6 +240,7 @@ def http_scopes(people: Sequence[User], path: str = "/chat") -> list[dict[str, A
                 (b"host", b"bench.local"),
                 (b"user-agent", b"turnout-bench"),
                 (b"accept", b"application/json"),
+                *sent,
                 (b"x-user-id", user.encode()),
                 (b"x-plan", plan.encode()),
             ],

@@ -47,15 +47,30 @@ async def _answer(message: str) -> str:
     return "ok"
 
 
+async def chat(request: Request) -> dict[str, str]:
+    """The route: awaits the engine function itself."""
+    body = await request.json()
+    return {"variant": "legacy", "reply": await _answer(body["message"])}
+
+
+@experiment("coordinator")
+async def decided_chat(request: Request, engine: BoundEngine) -> dict[str, str]:
+    """The route with the decision made and the engine bound, but the engine function awaited itself."""
+    body = await request.json()
+    return {"variant": engine.variant, "reply": await _answer(body["message"])}
+
+
+@experiment("coordinator")
+async def turnout_chat(request: Request, engine: BoundEngine) -> dict[str, str]:
+    """The route as users write it with turnout: the chosen engine awaited through turnout."""
+    body = await request.json()
+    return {"variant": engine.variant, "reply": await engine(body["message"])}
+
+
 def bare_app() -> FastAPI:
-    """The baseline: the route awaits the engine function itself."""
+    """The baseline: the bare route, no turnout anywhere."""
     app = FastAPI()
-
-    @app.post("/chat")
-    async def chat(request: Request) -> dict[str, str]:
-        body = await request.json()
-        return {"variant": "legacy", "reply": await _answer(body["message"])}
-
+    app.post("/chat")(chat)
     return app
 
 
@@ -65,40 +80,22 @@ def turnout_app(*, events: bool | None = None) -> FastAPI:
     `events=False` turns exposures off; by default the environment decides (uvicorn calls the
     factory without arguments, and `bench_e2e.py --no-events` sets TURNOUT_EVENTS__ENABLED=false).
     """
-    turnout = _turnout(events)
-    app = _turnout_base(turnout)
-
-    @app.post("/chat")
-    @experiment("coordinator")
-    async def chat(request: Request, engine: BoundEngine) -> dict[str, str]:
-        body = await request.json()
-        return {"variant": engine.variant, "reply": await engine(body["message"])}
-
+    app = _turnout_base(_turnout(events))
+    app.post("/chat")(turnout_chat)
     return app
 
 
 def middleware_app() -> FastAPI:
     """The bare route behind `TurnoutMiddleware` (with turnout started): no decision made."""
     app = _turnout_base(_turnout(False))
-
-    @app.post("/chat")
-    async def chat(request: Request) -> dict[str, str]:
-        body = await request.json()
-        return {"variant": "legacy", "reply": await _answer(body["message"])}
-
+    app.post("/chat")(chat)
     return app
 
 
 def experiment_app() -> FastAPI:
     """Middleware and the `@experiment` decision; the engine function is awaited directly."""
     app = _turnout_base(_turnout(False))
-
-    @app.post("/chat")
-    @experiment("coordinator")
-    async def chat(request: Request, engine: BoundEngine) -> dict[str, str]:
-        body = await request.json()
-        return {"variant": engine.variant, "reply": await _answer(body["message"])}
-
+    app.post("/chat")(decided_chat)
     return app
 
 

@@ -78,42 +78,27 @@ class Layer:
         if self.task is not None:
             await self.task
 
-    async def serve(self, first: int, count: int) -> None:
-        """Serve `count` requests from users never seen before; yield to the loop every 100."""
+    def requests(self, first: int, count: int) -> list[dict[str, Any]]:
+        """`count` POST /chat scopes from users never seen before (built before any timing)."""
+        people = [
+            (f"{self.name}-{i}", "premium" if i % 5 == 0 else "free") for i in range(first, first + count)
+        ]
+        scopes = _common.http_scopes(people, method="POST", body=BODY)
+        for scope in scopes:
+            scope["state"] = dict(self.state)  # as uvicorn copies the lifespan state into every request
+        return scopes
+
+    async def serve(self, scopes: list[dict[str, Any]]) -> None:
+        """Serve the requests, yielding to the loop every 100; end with the exposures delivered."""
         app = self.app
         assert app is not None
-        for index in range(first, first + count):
-            await app(self._scope(index), _receive, _discard)  # type: ignore[arg-type]
+        for index, scope in enumerate(scopes):
+            await app(scope, _receive, _discard)  # type: ignore[arg-type]
             if index % 100 == 0:
                 await asyncio.sleep(0)  # the events flusher and the writer's callbacks run here
         turnout = self.state.get("turnout")
         if isinstance(turnout, Turnout):
             await turnout.events.aflush()
-
-    def _scope(self, index: int) -> dict[str, Any]:
-        plan = b"premium" if index % 5 == 0 else b"free"
-        return {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/chat",
-            "raw_path": b"/chat",
-            "root_path": "",
-            "query_string": b"",
-            "headers": [
-                (b"host", b"127.0.0.1:8000"),
-                (b"user-agent", b"wrk"),
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(BODY)).encode()),
-                (b"x-user-id", f"{self.name}-{index}".encode()),
-                (b"x-plan", plan),
-            ],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-            "state": dict(self.state),  # as uvicorn copies the lifespan state into every request
-        }
 
 
 async def _receive() -> dict[str, Any]:
@@ -145,9 +130,10 @@ def layers() -> list[Layer]:
 
 async def count_calls(layer: Layer, first: int) -> None:
     """cProfile's count of Python and built-in calls per request on this thread."""
+    scopes = layer.requests(first, PROFILED)
     profile = cProfile.Profile()
     profile.enable()
-    await layer.serve(first, PROFILED)
+    await layer.serve(scopes)
     profile.disable()
     python = builtin = 0
     for (filename, _, _), row in pstats.Stats(profile).stats.items():  # type: ignore[attr-defined]
@@ -163,13 +149,14 @@ async def run(passes: int, requests: int) -> list[Layer]:
     table = layers()
     for layer in table:
         await layer.start()
-        await layer.serve(0, 2_000)  # warm-up: imports, caches, the SQLite file settle
+        await layer.serve(layer.requests(0, 2_000))  # warm-up: imports, caches, the SQLite file settle
         await count_calls(layer, 1_000_000)
     next_id = 2_000_000
     for rep in range(1, passes + 1):
         for layer in table:
+            scopes = layer.requests(next_id, requests)
             started = time.process_time()
-            await layer.serve(next_id, requests)
+            await layer.serve(scopes)
             layer.cpu_us.append((time.process_time() - started) / requests * 1e6)
             next_id += requests
         _common.progress(rep, passes)
