@@ -120,6 +120,9 @@ class _Series(_Tally):
             self.record_successes(_drain(self.waiting))
 
     def record(self, latency_ms: float, ok: bool, error_type: str | None) -> None:
+        if ok:  # every read folds what waits first: the same figures, without the lock
+            self.success_later(latency_ms)
+            return
         if not 0.0 <= latency_ms < inf:  # negative (clock skew), NaN or inf
             latency_ms = 0.0
         with self._lock:
@@ -129,8 +132,7 @@ class _Series(_Tally):
             if latency_ms > self.max_ms:  # noqa: PLR1730 - a call to max() costs more on the hot path
                 self.max_ms = latency_ms
             self.sketch.add(latency_ms)
-            if not ok:
-                self._fail(error_type)
+            self._fail(error_type)
 
     def record_successes(self, latencies: Iterable[float]) -> None:
         """`record(latency, True, None)` for each latency, under one hold of the lock."""
