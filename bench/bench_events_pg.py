@@ -3,8 +3,8 @@
 Starts its own throwaway PostgreSQL server (tests/pg_server.py: installs Debian's package if
 needed), durable by default (fsync and synchronous_commit on, as in production).
 
-1. Tracker: N events (seed 004's support-bot taxonomy) tracked into `PostgresSink` — from the
-   first `track()` until `stop()` has committed the last row.
+1. Tracker: N events (a support bot's event taxonomy, as in `bench_events.py`) tracked into
+   `PostgresSink` — from the first `track()` until `stop()` has committed the last row.
 2. Delivery only: the queue filled first (untimed), then `start()` … `stop()`.
 3. Raw: psycopg `cursor.copy()` + `write_row` of the very same rows (read back from the
    tracker's table), into the same schema, one COPY per batch of the same size.
@@ -40,7 +40,7 @@ TARGET = 30_000
 
 
 def properties(i: int) -> dict[str, Any]:
-    """What seed 004 sends with a chat event."""
+    """What a support bot sends with a chat event."""
     return {"session_id": f"s{i % 9000}", "channel": "api", "response_time_ms": 200 + i % 1800}
 
 

@@ -231,7 +231,7 @@ class EngineSet:
                 engine, decision = self._fallback(engine, decision, exc, tried, started, first_error)
                 continue
             ended = perf_counter()  # one reading for the attempt and the whole call
-            self._metrics.record_success_later(engine.component, (ended - attempt) * 1000.0)
+            self._metrics.record(engine.component, (ended - attempt) * 1000.0, True)
             self._record_variant(decision, (ended - started) * 1000.0, first_error)
             return result, decision
 
@@ -286,22 +286,16 @@ class EngineSet:
         # that is what a canary's guardrails must see.
         # A later call in the same request reuses the FALLBACK decision and goes straight to the
         # fallback engine: still a failure of the variant, not a success.
-        experiment = decision.experiment
-        if experiment is None:
-            return
-        if error is None and decision.reason not in _NOT_SERVED_BY_VARIANT:
-            self._metrics.record_variant_success_later(
-                experiment, decision.flag, decision.variant, elapsed_ms
+        if decision.experiment is not None:
+            ok = error is None and decision.reason not in _NOT_SERVED_BY_VARIANT
+            self._metrics.record_variant(
+                decision.experiment,
+                decision.flag,
+                decision.variant,
+                elapsed_ms,
+                ok,
+                error or (None if ok else decision.reason.value.title()),
             )
-            return
-        self._metrics.record_variant(
-            experiment,
-            decision.flag,
-            decision.variant,
-            elapsed_ms,
-            False,
-            error or decision.reason.value.title(),
-        )
 
     def _fallback_target(self, engine: Engine, tried: set[str]) -> Engine | None:
         target = self.engines.get(engine.fallback) if engine.fallback else None

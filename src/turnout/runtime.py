@@ -83,10 +83,7 @@ class Runtime:
             services.failures.record("decide", exc, flag=flag)
             decision = compiled.error(telemetry.tracing.privacy.error_text(exc))
         elapsed_ms = (perf_counter() - started) * 1000.0
-        if decision.reason is not Reason.ERROR:
-            telemetry.metrics.record_success_later("decide", elapsed_ms)
-        else:
-            telemetry.metrics.record("decide", elapsed_ms, False)
+        telemetry.metrics.record("decide", elapsed_ms, decision.reason is not Reason.ERROR)
         telemetry.tracing.record_evaluation(decision, context.targeting_key)
         telemetry.decisions.count(flag, decision.reason)
         if decision.experiment is not None:

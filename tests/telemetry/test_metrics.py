@@ -329,12 +329,12 @@ def test_health_judges_a_real_snapshot_window() -> None:
     assert re.fullmatch(r"P99 2,[45]\d\d ms > 2,000 ms", reason)
 
 
-def test_successes_recorded_later_are_folded_in_when_the_figures_are_read() -> None:
+def test_successes_wait_and_are_folded_in_when_the_figures_are_read() -> None:
     from turnout.telemetry.metrics import FOLD_AT, MetricsRegistry
 
     registry = MetricsRegistry()
     for latency in (1.0, 2.0, 3.0):
-        registry.record_success_later("decide", latency)
+        registry.record("decide", latency, True)
     registry.record("decide", 5.0, False, "UnknownFlagError")
     figures = registry.snapshot(reset_window=False)["components"]["decide"]
     assert figures["total_requests"] == 4 and figures["success_rate"] == 0.75
@@ -342,17 +342,17 @@ def test_successes_recorded_later_are_folded_in_when_the_figures_are_read() -> N
     assert figures["errors"] == {"UnknownFlagError": 1}
     # Without a reader, the waiting latencies never exceed FOLD_AT: the caller folds them.
     for _ in range(FOLD_AT * 2 + 10):
-        registry.record_success_later("decide", 1.0)
+        registry.record("decide", 1.0, True)
     assert len(registry._components["decide"].waiting) < FOLD_AT
     assert registry.snapshot()["components"]["decide"]["total_requests"] == 4 + FOLD_AT * 2 + 10
 
 
-def test_variant_successes_recorded_later_count_in_totals_and_snapshots() -> None:
+def test_waiting_variant_successes_count_in_totals_and_snapshots() -> None:
     from turnout.telemetry.metrics import MetricsRegistry
 
     registry = MetricsRegistry()
     for latency in (10.0, 20.0, 30.0):
-        registry.record_variant_success_later("canary", "coordinator", "workflow", latency)
+        registry.record_variant("canary", "coordinator", "workflow", latency, True)
     registry.record_variant("canary", "coordinator", "workflow", 40.0, False, "Boom")
     # The guardrails read totals (no window closed): the waiting successes are in them.
     totals = registry.totals("canary")["workflow"]
@@ -362,7 +362,7 @@ def test_variant_successes_recorded_later_count_in_totals_and_snapshots() -> Non
     assert variant["window"]["latency_ms"]["max"] == 40.0
 
 
-def test_successes_recorded_later_from_many_threads_are_all_counted() -> None:
+def test_successes_recorded_from_many_threads_are_all_counted() -> None:
     import threading
 
     from turnout.telemetry.metrics import MetricsRegistry
@@ -371,7 +371,7 @@ def test_successes_recorded_later_from_many_threads_are_all_counted() -> None:
 
     def work() -> None:
         for _ in range(10_000):
-            registry.record_success_later("decide", 0.5)
+            registry.record("decide", 0.5, True)
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for thread in threads:

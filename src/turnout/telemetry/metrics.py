@@ -28,7 +28,7 @@ MAX_ERROR_TYPES = 50
 OTHER_ERRORS = "other"
 OVERFLOW_COMPONENT = "turnout.overflow"
 FOLD_AT = 1024
-"""Successes a series keeps waiting (`record_success_later`) before the recording call folds them."""
+"""Successes a series keeps waiting (see `MetricsRegistry.record`) before the recording call folds them."""
 _QUANTILES = (0.5, 0.95, 0.99)
 _NO_VARIANTS: dict[str, _Series] = {}
 
@@ -94,8 +94,8 @@ class Totals:
 class _Series(_Tally):
     """One component or variant: the live window (inherited fields) under a tiny lock, and the past.
 
-    Successes recorded "later" wait as bare latencies in `waiting` (an append, no lock, no sketch
-    update: the request path's way) and are folded in before anything reads the series.
+    Successes wait as bare latencies in `waiting` (an append, no lock, no sketch update: the
+    request path's way) and are folded in before anything reads the series.
     """
 
     __slots__ = ("_base", "_lock", "_names", "waiting")
@@ -107,13 +107,6 @@ class _Series(_Tally):
         self._names: set[str] = set()
         self.waiting: deque[float] = deque()
 
-    def success_later(self, latency_ms: float) -> None:
-        """Count one success; its latency is folded in at the next read (or `FOLD_AT` waiting)."""
-        waiting = self.waiting
-        waiting.append(latency_ms)
-        if len(waiting) >= FOLD_AT:
-            self.record_successes(_drain(waiting))
-
     def fold_waiting(self) -> None:
         """Fold the successes waiting in `waiting` into the figures."""
         if self.waiting:
@@ -121,7 +114,10 @@ class _Series(_Tally):
 
     def record(self, latency_ms: float, ok: bool, error_type: str | None) -> None:
         if ok:  # every read folds what waits first: the same figures, without the lock
-            self.success_later(latency_ms)
+            waiting = self.waiting
+            waiting.append(latency_ms)
+            if len(waiting) >= FOLD_AT:
+                self.record_successes(_drain(waiting))
             return
         if not 0.0 <= latency_ms < inf:  # negative (clock skew), NaN or inf
             latency_ms = 0.0
@@ -203,17 +199,13 @@ class MetricsRegistry:
         self._snapshot_lock = threading.Lock()
 
     def record(self, component: str, latency_ms: float, ok: bool, error_type: str | None = None) -> None:
-        """Count one call of `component`: its latency and whether it succeeded."""
-        self._component(component).record(latency_ms, ok, error_type)
+        """Count one call of `component`: its latency and whether it succeeded.
 
-    def record_success_later(self, component: str, latency_ms: float) -> None:
-        """Count one successful call of `component`, folded into its figures when they are next read.
-
-        For the hottest paths (every decision, every engine call): one append, no lock, no sketch
-        update. Whatever reads the series folds what is waiting first; past `FOLD_AT` waiting
-        latencies the caller folds them itself, so memory stays bounded without the loop.
+        A success costs one append, no lock and no sketch update (every decision and engine call
+        records one): it waits in its series and whatever reads the series folds it in first; past
+        `FOLD_AT` waiting, the recording call folds them itself, so memory stays bounded.
         """
-        self._component(component).success_later(latency_ms)
+        self._component(component).record(latency_ms, ok, error_type)
 
     def record_variant(
         self,
@@ -226,12 +218,6 @@ class MetricsRegistry:
     ) -> None:
         """Count one request served by `variant` of `experiment`."""
         self._variant(experiment, flag, variant).record(latency_ms, ok, error_type)
-
-    def record_variant_success_later(
-        self, experiment: str, flag: str, variant: str, latency_ms: float
-    ) -> None:
-        """`record_variant(..., ok=True)`, folded in when the variant's figures are next read."""
-        self._variant(experiment, flag, variant).success_later(latency_ms)
 
     def expose(self, experiment: str, flag: str, variant: str) -> None:
         """Count one exposure of a user to `variant` of `experiment`."""
