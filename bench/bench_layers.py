@@ -68,6 +68,14 @@ class Layer:
         if started["type"] != "lifespan.startup.complete":
             sys.exit(f"{self.name}: startup failed: {started}")
         self.lifespan = (inbox, outbox)
+        sent: list[dict[str, Any]] = []
+
+        async def keep(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await self.app(self.requests(-1, 1)[0], _receive, keep)  # type: ignore[arg-type]
+        if sent[0]["status"] != 200:  # the sanity check: every layer answers the route
+            sys.exit(f"{self.name}: HTTP {sent[0]['status']}: {sent[1:]}")
 
     async def stop(self) -> None:
         """Run the lifespan shutdown (events delivered, exporters flushed)."""
@@ -93,7 +101,7 @@ class Layer:
         app = self.app
         assert app is not None
         for index, scope in enumerate(scopes):
-            await app(scope, _receive, _discard)  # type: ignore[arg-type]
+            await app(scope, _receive, _common.discard)  # type: ignore[arg-type]
             if index % 100 == 0:
                 await asyncio.sleep(0)  # the events flusher and the writer's callbacks run here
         turnout = self.state.get("turnout")
@@ -103,10 +111,6 @@ class Layer:
 
 async def _receive() -> dict[str, Any]:
     return {"type": "http.request", "body": BODY, "more_body": False}
-
-
-async def _discard(message: dict[str, Any]) -> None:
-    pass
 
 
 def layers() -> list[Layer]:
